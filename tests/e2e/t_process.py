@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""
+t_process.py - the process model under faults and signals (F1 without
+the cache, F17, F21): a SIGKILLed worker is respawned and loses at most
+the requests it was serving; a HUP with a broken config keeps the old
+workers and names file:line; a HUP with a good config changes behaviour
+without failing a request; QUIT lets a 50 MB download finish; -t checks
+a config; a second instance refuses the same pidfile; -s stop works.
+
+"Failed requests" are counted carefully: a load thread opens a new
+connection per request, and a request counts against the proxy only if
+it started after the killed worker was gone (in-flight ones on the dead
+worker may fail).
+"""
+import os
+import signal
+import subprocess
+import threading
+from harness import *
+from origin import *
+
+T = []
+
+
+class Load:
+    """Threads sending GETs in a loop, each on a new connection."""
+
+    def __init__(self, port, url_fn, nthreads=4):
+        self.port, self.url_fn = port, url_fn
+        self.results = []          # (t_start, t_end, ok, detail)
+        self.lock = threading.Lock()
+        self.stop_flag = False
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(nthreads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        while not self.stop_flag:
+            t0 = time.monotonic()
+            try:
+                r = get(self.port, self.url_fn(), headers=[("Connection", "close")], timeout=5)
+                ok, det = r.status == 200, "%s" % r.status
+                if r.client:
+                    r.client.close()
+            except Exception as e:
+                ok, det = False, repr(e)
+            with self.lock:
+                self.results.append((t0, time.monotonic(), ok, det))
+
+    def stop(self):
+        self.stop_flag = True
+        for t in self.threads:
+            t.join(10)
+        return self.results
+
+    def count(self):
+        with self.lock:
+            return len(self.results)
+
+
+def kill_worker():
+    o = new_origin()
+    sl = Sluice()
+    expect(sl.wait_workers(2), "workers never reached 2", sl.worker_pids(), sl.diag())
+    before = sl.worker_pids()
+    load = Load(sl.port, lambda: o.url("/load"))
+    expect(poll(lambda: load.count() > 50, 10), "load did not start")
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    expect(poll(lambda: not pid_alive(victim), 5), "victim still alive")
+    t_dead = time.monotonic()
+    respawned = poll(lambda: len(sl.worker_pids()) == 2 and victim not in sl.worker_pids(), 10)
+    n_at = load.count()
+    poll(lambda: load.count() > n_at + 50, 5)
+    res = load.stop()
+    expect(respawned, "worker not respawned: %r (was %r)" % (sl.worker_pids(), before), sl.diag())
+    late_fail = [r for r in res if r[0] > t_dead and not r[2]]
+    early_fail = [r for r in res if r[0] <= t_dead and not r[2]]
+    expect(not late_fail, "%d requests started after the kill failed: %r" % (len(late_fail), late_fail[:5]))
+    expect(len(early_fail) <= 4, "%d in-flight failures (at most one per load thread)" % len(early_fail))
+    sl.stop()
+
+
+T.append(("F1 SIGKILL a worker under load: respawned, only in-flight requests may fail", kill_worker))
+
+
+def hup_broken():
+    o = new_origin()
+    sl = Sluice()
+    expect(sl.wait_workers(2), "workers", sl.diag())
+    before = sl.worker_pids()
+    good = sl.config()
+    lines = good.count("\n")
+    with open(sl.conf_path, "w") as f:
+        f.write(good + "workers = \"many\";\n")
+    bad_line = lines + 1
+    load = Load(sl.port, lambda: o.url("/hup"))
+    sl.reload()
+    found = poll(lambda: "sluice.conf:%d" % bad_line in sl.stderr_text(), 5)
+    n = load.count()
+    poll(lambda: load.count() > n + 20, 5)
+    res = load.stop()
+    expect(found, "stderr does not name sluice.conf:%d" % bad_line, sl.diag())
+    expect_eq(sl.worker_pids(), before, "worker pids after a failed reload")
+    fails = [r for r in res if not r[2]]
+    expect(not fails, "%d requests failed" % len(fails), fails[:5])
+    expect(sl.alive(), "master died")
+    sl.stop()
+
+
+T.append(("F17 HUP with a broken config: old workers keep serving, error names file:line", hup_broken))
+
+
+def hup_good():
+    o = new_origin()
+    sl = Sluice()
+    expect(sl.wait_workers(2), "workers", sl.diag())
+    load = Load(sl.port, lambda: o.url("/reload"))
+    expect(poll(lambda: load.count() > 20, 10), "load did not start")
+    sl.write_config(conf={"x_forwarded_for": "delete"})
+    n_before = o.nreq
+    sl.reload()
+    t0 = time.monotonic()
+
+    def switched():
+        with o.lock:
+            reqs = o.requests[n_before:]
+        return any(not q.has("X-Forwarded-For") for q in reqs)
+    ok = poll(switched, 10)
+    dt = time.monotonic() - t0
+    n = load.count()
+    poll(lambda: load.count() > n + 20, 5)
+    res = load.stop()
+    expect(ok, "x_forwarded_for = delete not in effect after %.1fs" % dt, sl.diag())
+    expect(dt < 5, "reload took %.1fs" % dt)
+    fails = [r for r in res if not r[2]]
+    expect(not fails, "%d requests failed across the reload" % len(fails), fails[:5])
+    # all new requests now use the new config
+    o2 = new_origin()
+    get(sl.port, o2.url("/after"))
+    expect(o2.wait_requests(1) and not o2.requests[0].has("X-Forwarded-For"), "old behaviour still seen")
+    sl.stop()
+
+
+T.append(("F17 HUP with a good config: new behaviour within seconds, no failed request", hup_good))
+
+
+SIZE = 50 * 1024 * 1024
+BLOCK = bytes(range(256)) * 256   # 64 KiB pattern
+
+
+def big_origin(size):
+    def h(conn):
+        req = conn.read_request()
+        if req is None:
+            return
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        left = size
+        while left > 0:
+            n = min(left, len(BLOCK))
+            conn.sock.sendall(BLOCK[:n])
+            left -= n
+    return new_origin(h)
+
+
+def quit_during_download():
+    o = big_origin(SIZE)
+    sl = Sluice({"timeouts": {"shutdown": 30}})
+    c = Client(sl.port, timeout=60)
+    c.send(build("GET", o.url("/big")))
+    deadline = time.monotonic() + 10
+    while b"\r\n\r\n" not in c.buf:
+        expect(c._more(deadline), "no response head", c.buf)
+    head, body0 = c.buf.split(b"\r\n\r\n", 1)
+    expect(b" 200 " in head.split(b"\r\n")[0], "status line %r" % head[:60])
+    n = len(body0)
+    first = body0
+    while n < (1 << 20):
+        d = c.sock.recv(1 << 16)
+        expect(d, "EOF before 1 MB")
+        if len(first) < 65536:
+            first += d
+        n += len(d)
+    sl.signal(signal.SIGQUIT)
+    c.sock.settimeout(10)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        try:
+            d = c.sock.recv(1 << 20)
+        except OSError:
+            break
+        if not d:
+            break
+        n += len(d)
+    expect_eq(n, SIZE, "body bytes received after QUIT")
+    expect(first[:65536] == BLOCK, "body content")
+    try:
+        rc = sl.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    expect(rc is not None, "master did not exit after QUIT and the download", sl.diag())
+    expect_eq(rc, 0, "master exit code")
+
+
+T.append(("F21 QUIT during a 50 MB download: completes, then the master exits", quit_during_download))
+
+
+def config_test():
+    sl = Sluice(start=False)
+    sl.port = free_port()
+    good = sl.write_config()
+    rc, out = run_sluice(["-t", "-f", good])
+    expect_eq(rc, 0, "exit code for a good config", out)
+    bad = os.path.join(sl.tmp, "bad.conf")
+    text = sl.config()
+    with open(bad, "w") as f:
+        f.write(text + "timeouts = { upstream = -5; };\n")
+    rc, out = run_sluice(["-t", "-f", bad])
+    expect_eq(rc, 1, "exit code for a bad config", out)
+    expect("bad.conf:%d" % (text.count("\n") + 1) in out, "no file:line in %r" % out)
+
+
+T.append(("sluice -t: 0 for a good config, 1 and file:line for a bad one", config_test))
+
+
+def pidfile_lock():
+    sl = Sluice()
+    other = Sluice(start=False, tmp=tempdir())
+    other.pidfile = sl.pidfile
+    other.port = free_port()
+    conf = other.write_config()
+    p = subprocess.Popen([SLUICE, "-d", "-f", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise Fail("second instance with the same pidfile kept running")
+    expect_eq(p.returncode, 1, "exit code", out)
+    expect(out.strip(), "no message")
+    expect(sl.alive() and request(sl.port, build("GET", new_origin().url("/"))).status == 200,
+           "first instance harmed")
+    sl.stop()
+
+
+T.append(("a second instance with the same pidfile refuses to start", pidfile_lock))
+
+
+def stop_via_pidfile():
+    sl = Sluice()
+    expect(poll(lambda: os.path.exists(sl.pidfile) and open(sl.pidfile).read().strip() == str(sl.pid), 5),
+           "pidfile does not hold the master pid")
+    workers = sl.worker_pids()
+    rc, out = run_sluice(["-s", "stop", "-f", sl.conf_path])
+    expect_eq(rc, 0, "sluice -s stop exit code", out)
+    try:
+        mrc = sl.proc.wait(15)
+    except subprocess.TimeoutExpired:
+        raise Fail("master still running after -s stop")
+    expect_eq(mrc, 0, "master exit code")
+    expect(poll(lambda: not any(pid_alive(w) for w in workers), 5), "workers survived")
+    expect(poll(lambda: not os.path.exists(sl.pidfile), 3), "pidfile left behind")
+
+
+T.append(("sluice -s stop stops the instance via the pidfile", stop_via_pidfile))
+
+main(T)

@@ -1,0 +1,1208 @@
+/*
+ * conn.c - the client connection state machine (STYLE 7).
+ *
+ * Every event of a connection — client socket, origin socket, DNS answer,
+ * timer — lands in conn_run(), which switches on c->state and loops while
+ * progress is made.  The transitions are all here:
+ *
+ *   C_IDLE --bytes--> C_HEAD --parsed, allowed--> C_RESOLVE --addr-->
+ *   C_CONNECT --connected--> C_FORWARD --response done--> C_IDLE | C_HEAD
+ *                                  \--CONNECT / 101--> C_TUNNEL
+ *   any error before the response head: C_FLUSH (error page) -> C_LINGER
+ *   any error after it: close at once (the client sees truncation)
+ *
+ * Sockets are edge-triggered and registered once for both directions;
+ * rd_ready/wr_ready remember an edge until read/write returns EAGAIN.
+ * Bodies stream through fixed buffers: a full output buffer stops the
+ * reads that fill it (backpressure), so memory does not grow with the
+ * size of a transfer.  An idle keep-alive connection holds no buffers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "worker/conn_int.h"
+#include "worker/errpage.h"
+#include "worker/upstream.h"
+
+#define HEAD_BUF	16384		/* first allocation for a request head */
+#define BODY_BUF	32768		/* body and response buffers */
+#define TUNNEL_BUF	65536		/* CONNECT relay buffers */
+#define LINGER_MS	2000		/* drain time after our last answer */
+
+static void conn_run(struct conn *c);
+static void conn_io(struct ev_loop *loop, struct ev_io *io, uint32_t ev);
+static void conn_timer(struct ev_loop *loop, struct ev_timer *t);
+static void conn_kick(struct ev_loop *loop, struct ev_timer *t);
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+stat_add(struct conn *c, enum shm_stat_id id, uint64_t n)
+{
+	shm_stats_add(c->w->stats, id, n);
+}
+
+/* The connection must be closed by `ms` from now unless progress moves it. */
+static void
+set_deadline(struct conn *c, uint64_t ms)
+{
+	struct ev_loop *loop = c->w->loop;
+
+	c->deadline = ev_now(loop) + ms;
+	/* Lazy re-arming: only when the timer would fire too late. */
+	if (!ev_timer_active(&c->timer) || c->timer.when > c->deadline)
+		ev_timer_start(loop, &c->timer, ms);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static void
+req_free(struct conn *c)
+{
+	struct req *r = c->req;
+
+	if (!r)
+		return;
+	if (r->dq)
+		dns_cancel(c->w->dns, r->dq);
+	free(r->hdr);
+	free(r);
+	c->req = NULL;
+}
+
+static void
+up_drop(struct conn *c)
+{
+	if (c->up) {
+		upstream_close(c->w->pool, c->up);
+		c->up = NULL;
+	}
+}
+
+static void
+conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	req_free(c);
+	up_drop(c);
+	ev_timer_stop(w->loop, &c->timer);
+	ev_timer_stop(w->loop, &c->kick);
+	ev_io_stop(w->loop, &c->io);
+	close(c->fd);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	if (w->stats)
+		__atomic_fetch_sub(&w->stats->active_connections, 1, __ATOMIC_RELAXED);
+	free(c);
+	if (w->stopping && w->nconns == 0)
+		ev_break(w->loop);
+}
+
+/* Answer with an error page and close (or just close when a response
+ * is already on its way: the client then sees truncation). */
+static void
+conn_error(struct conn *c, int status, const char *detail)
+{
+	struct req *r = c->req;
+	const char *url = NULL;
+	size_t url_len = 0;
+
+	up_drop(c);
+	if (r && r->head_sent) {
+		log_info("client %s: %s after the response head; closing", c->peer_str, detail);
+		c->state = C_CLOSED;
+		return;
+	}
+	if (r && r->hdr) {
+		url = r->hdr + r->msg.target_off;
+		url_len = r->msg.target_len;
+	}
+	/* The whole input may be garbage: drop it, answer, close. */
+	buf_consume(&c->in, buf_len(&c->in));
+	buf_consume(&c->out, buf_len(&c->out));
+	if (buf_reserve(&c->out, BODY_BUF) < 0 ||
+	    errpage_build(&c->out, status, detail, url, url_len,
+	    c->w->conf->visible_hostname, true) < 0) {
+		c->state = C_CLOSED;
+		return;
+	}
+	stat_add(c, status >= 500 ? STAT_errors_5xx : STAT_errors_4xx, 1);
+	if (r) {
+		r->status = status;
+		proxy_head_log(c, status, status == 403 ? "TCP_DENIED" : "NONE");
+	} else {
+		proxy_head_log(c, status, "NONE");
+	}
+	c->state = C_FLUSH;
+	c->linger = true;
+	set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+void
+conn_accept(struct worker *w, struct worker_listener *l, int fd,
+    const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	(void)peerlen;
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->l = l;
+	c->fd = fd;
+	c->state = C_IDLE;
+	c->rd_ready = c->wr_ready = true;
+	if (netaddr_from_sockaddr(peer, c->peer) == 0)
+		netaddr_ntop(c->peer, c->peer_str, sizeof(c->peer_str));
+	else
+		snprintf(c->peer_str, sizeof(c->peer_str), "unknown");
+	/* Access control is on the socket peer, never on X-Forwarded-For. */
+	c->allowed = netaddr_cidr_match_any(w->conf->clients, w->conf->nclients, c->peer);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ev_io_init(&c->io, fd, conn_io, c);
+	ev_timer_init(&c->timer, conn_timer, c);
+	ev_timer_init(&c->kick, conn_kick, c);
+	if (ev_io_set(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	stat_add(c, STAT_connections, 1);
+	if (w->stats)
+		__atomic_fetch_add(&w->stats->active_connections, 1, __ATOMIC_RELAXED);
+	/* A new connection gets the header timeout for its first request. */
+	set_deadline(c, (uint64_t)w->conf->timeouts.client_header * 1000);
+	conn_run(c);
+}
+
+/* ---- the request head ---------------------------------------------------- */
+
+static bool method_needs_length(const struct req *r)
+{
+	return r->msg.method == M_POST || r->msg.method == M_PUT ||
+	    r->msg.method == M_PATCH;
+}
+
+/* Is sa one of our own listening sockets (a request to ourselves)? */
+static bool
+is_self(const struct worker *w, const struct sockaddr *sa)
+{
+	uint8_t a[16], la[16];
+	int port = sa->sa_family == AF_INET ?
+	    ntohs(((const struct sockaddr_in *)sa)->sin_port) :
+	    ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+
+	if (netaddr_from_sockaddr(sa, a) < 0)
+		return false;
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		const struct worker_listener *l = &w->listeners[i];
+		if (l->cl->port != port ||
+		    netaddr_from_sockaddr((const struct sockaddr *)&l->sa, la) < 0)
+			continue;
+		static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff };
+		static const uint8_t any6[16] = { 0 };
+		if (memcmp(a, la, 16) == 0 || memcmp(la, any4, 16) == 0 ||
+		    memcmp(la, any6, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void start_upstream(struct conn *c);
+
+/* The head is complete in c->in: validate and route it. */
+static void
+head_done(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct req *r = c->req;
+	const struct sluice_conf *cf = w->conf;
+	struct http_msg *m = &r->msg;
+	int e;
+
+	/* Keep a copy of the head: c->in goes on with the body. */
+	r->hdr_len = m->header_len;
+	r->hdr = malloc(r->hdr_len + 1);
+	if (!r->hdr) {
+		conn_error(c, 503, "Out of memory.");
+		return;
+	}
+	memcpy(r->hdr, buf_rptr(&c->in), r->hdr_len);
+	r->hdr[r->hdr_len] = '\0';
+	buf_consume(&c->in, r->hdr_len);
+	stat_add(c, STAT_requests, 1);
+
+	if (m->flags & (MF_CONN_CLOSE | MF_MUST_CLOSE))
+		r->close_after = true;
+	if (!c->allowed) {
+		conn_error(c, 403, "Your address is not allowed to use this proxy.");
+		return;
+	}
+	const char *target = r->hdr + m->target_off;
+	r->is_connect = m->method == M_CONNECT;
+	if (r->is_connect) {
+		if (c->l->cl->mode == LISTEN_REVERSE) {
+			conn_error(c, 405, "CONNECT is not allowed on this port.");
+			return;
+		}
+		if ((e = http_url_parse_authority(target, m->target_len, &r->url)) != URL_OK) {
+			conn_error(c, 400, "CONNECT needs a host:port target.");
+			return;
+		}
+		if (m->flags & (MF_HAS_CL | MF_HAS_TE)) {
+			conn_error(c, 400, "A CONNECT request has no content.");
+			return;
+		}
+		bool port_ok = false;
+		for (size_t i = 0; i < cf->nconnect_ports; i++)
+			if (cf->connect_ports[i] == r->url.port)
+				port_ok = true;
+		if (!port_ok) {
+			conn_error(c, 403, "CONNECT to this port is not allowed.");
+			return;
+		}
+	} else if (c->l->cl->mode == LISTEN_REVERSE) {
+		if (target[0] == '/') {
+			if (http_url_check_origin_form(target, m->target_len) != URL_OK) {
+				conn_error(c, 400, "The request target is malformed.");
+				return;
+			}
+		} else if ((e = http_url_parse_absolute(target, m->target_len, &r->url)) != URL_OK) {
+			conn_error(c, 400, http_url_strerror(e));
+			return;
+		}
+		snprintf(r->url.host, sizeof(r->url.host), "%s", c->l->cl->origin_host);
+		r->url.port = c->l->cl->origin_port;
+		r->url.host_is_ipv6 = strchr(r->url.host, ':') != NULL;
+	} else {
+		if (target[0] == '/' || target[0] == '*') {
+			conn_error(c, 400, "This is a proxy: the request needs an absolute URL (http://host/path).");
+			return;
+		}
+		if ((e = http_url_parse_absolute(target, m->target_len, &r->url)) != URL_OK) {
+			conn_error(c, 400, http_url_strerror(e));
+			return;
+		}
+	}
+	if (m->method == M_TRACE) {
+		conn_error(c, 405, "TRACE is not allowed through this proxy.");
+		return;
+	}
+	if (proxy_head_via_loop(c)) {
+		conn_error(c, 508, "This request has already passed through this proxy (forwarding loop).");
+		return;
+	}
+	/* Request body framing. */
+	if (m->body == BODY_CHUNKED) {
+		r->rq = RQ_CHUNKED;
+		http_chunked_init(&r->rq_ch);
+	} else if (m->body == BODY_LENGTH && m->content_length > 0) {
+		r->rq = RQ_LENGTH;
+		r->rq_left = m->content_length;
+		if (cf->limits.request_body && m->content_length > cf->limits.request_body) {
+			conn_error(c, 413, "The request body is larger than this proxy allows.");
+			return;
+		}
+	} else {
+		r->rq = RQ_DONE;
+		if (method_needs_length(r) && !(m->flags & MF_HAS_CL)) {
+			conn_error(c, 411, "This request needs a Content-Length.");
+			return;
+		}
+	}
+
+	/* Authority for Host and the pool key. */
+	r->port = r->url.port;
+	if (c->l->cl->mode == LISTEN_REVERSE && m->host_idx >= 0) {
+		const struct http_field *hf = &r->fields[m->host_idx];
+		snprintf(r->authority, sizeof(r->authority), "%.*s",
+		    (int)hf->value_len, r->hdr + hf->value_off);
+	} else if (r->url.host_is_ipv6) {
+		snprintf(r->authority, sizeof(r->authority),
+		    r->port == 80 ? "[%s]" : "[%s]:%d", r->url.host, r->port);
+	} else {
+		snprintf(r->authority, sizeof(r->authority),
+		    r->port == 80 ? "%s" : "%s:%d", r->url.host, r->port);
+	}
+	snprintf(r->key, sizeof(r->key), "%s:%d", r->url.host, r->port);
+	start_upstream(c);
+}
+
+/* ---- DNS and connect -------------------------------------------------------- */
+
+static void try_connect(struct conn *c);
+
+static void
+dns_done(void *arg, const struct dns_result *res)
+{
+	struct conn *c = arg;
+	struct req *r = c->req;
+
+	r->dq = NULL;
+	if (res->status != DNS_OK || res->naddrs == 0) {
+		char msg[400];
+		if (res->status == DNS_TIMEOUT) {
+			snprintf(msg, sizeof(msg), "DNS lookup for %s timed out.", r->url.host);
+			conn_error(c, 504, msg);
+		} else {
+			snprintf(msg, sizeof(msg), "DNS lookup for %s failed: %s.",
+			    r->url.host, dns_strstatus(res->status));
+			conn_error(c, 502, msg);
+		}
+	} else {
+		r->addrs = *res;
+		r->addr_next = 0;
+		try_connect(c);
+	}
+	if (!c->in_run)
+		conn_run(c);
+}
+
+static void
+start_upstream(struct conn *c)
+{
+	struct req *r = c->req;
+
+	/* A pooled connection skips DNS (it was checked when opened). */
+	if (!r->is_connect && !(r->msg.flags & MF_UPGRADE_WS)) {
+		struct upstream *u = upool_get(c->w->pool, r->key);
+		if (u) {
+			c->up = u;
+			u->owner = c;
+			stat_add(c, STAT_upstream_reused, 1);
+			c->state = C_CONNECT;
+			try_connect(c);
+			return;
+		}
+	}
+	c->state = C_RESOLVE;
+	set_deadline(c, (uint64_t)c->w->conf->timeouts.connect * 1000);
+	stat_add(c, STAT_dns_queries, 1);
+	r->dq = dns_resolve(c->w->dns, r->url.host, dns_done, c);
+}
+
+/* Connected (or reused): queue the request head, or answer CONNECT. */
+static void
+upstream_ready(struct conn *c)
+{
+	struct req *r = c->req;
+	struct upstream *u = c->up;
+
+	u->requests++;
+	if (r->is_connect) {
+		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+		if (buf_reserve(&c->out, TUNNEL_BUF) < 0 || buf_reserve(&u->in, TUNNEL_BUF) < 0 ||
+		    buf_reserve(&c->in, TUNNEL_BUF) < 0) {
+			conn_error(c, 503, "Out of memory.");
+			return;
+		}
+		buf_append(&c->out, ok, sizeof(ok) - 1);
+		r->head_sent = true;
+		r->status = 200;
+		r->code = "TCP_TUNNEL";
+		stat_add(c, STAT_tunnels, 1);
+		c->state = C_TUNNEL;
+		set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
+		return;
+	}
+	if (buf_reserve(&u->out, BODY_BUF) < 0 || buf_reserve(&u->in, BODY_BUF) < 0) {
+		conn_error(c, 503, "Out of memory.");
+		return;
+	}
+	if (proxy_head_request(c, &u->out) < 0) {
+		conn_error(c, 431, "The request head is too large to forward.");
+		return;
+	}
+	r->rs = RS_HEAD;
+	http_msg_init(&r->rmsg, r->rfields, r->fields_cap);
+	c->state = C_FORWARD;
+	set_deadline(c, (uint64_t)c->w->conf->timeouts.upstream * 1000);
+}
+
+static bool
+addr_blocked(const struct conn *c, const struct sockaddr *sa)
+{
+	uint8_t a[16];
+	const struct sluice_conf *cf = c->w->conf;
+
+	if (netaddr_from_sockaddr(sa, a) < 0)
+		return true;
+	return netaddr_cidr_match_any(cf->blocked_destinations,
+	    cf->nblocked_destinations, a);
+}
+
+/* Try the next resolved address (or finish a pending connect). */
+static void
+try_connect(struct conn *c)
+{
+	struct req *r = c->req;
+	bool any_blocked = false, any_self = false;
+
+	if (c->up && c->up->connected) {
+		upstream_ready(c);
+		return;
+	}
+	if (c->up) {		/* a connect in progress finished */
+		int err = upstream_connect_result(c->up);
+		if (err == 0) {
+			upstream_ready(c);
+			return;
+		}
+		r->last_connect_errno = err;
+		up_drop(c);
+	}
+	while (r->addr_next < r->addrs.naddrs) {
+		struct sockaddr_storage ss = r->addrs.addrs[r->addr_next];
+		socklen_t sl = r->addrs.addrlens[r->addr_next];
+		r->addr_next++;
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)r->port);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)r->port);
+		/* SSRF: checked on the address we actually connect to. */
+		if (addr_blocked(c, (struct sockaddr *)&ss)) {
+			any_blocked = true;
+			continue;
+		}
+		if (is_self(c->w, (struct sockaddr *)&ss)) {
+			any_self = true;
+			continue;
+		}
+		struct upstream *u = upstream_connect(c->w->pool, (struct sockaddr *)&ss, sl, r->key);
+		if (!u) {
+			r->last_connect_errno = errno;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+				break;
+			continue;
+		}
+		u->owner = c;
+		c->up = u;
+		stat_add(c, STAT_upstream_connects, 1);
+		c->state = C_CONNECT;
+		set_deadline(c, (uint64_t)c->w->conf->timeouts.connect * 1000);
+		if (u->connected)
+			upstream_ready(c);
+		return;
+	}
+	if (any_self && r->last_connect_errno == 0) {
+		conn_error(c, 403, "The destination is this proxy itself.");
+		return;
+	}
+	if (any_blocked && r->last_connect_errno == 0) {
+		conn_error(c, 403, "The destination address is not allowed.");
+		return;
+	}
+	char msg[400];
+	int e = r->last_connect_errno;
+	if (e == ECONNREFUSED)
+		snprintf(msg, sizeof(msg), "The connection to %s was refused.", r->authority);
+	else if (e == ETIMEDOUT) {
+		snprintf(msg, sizeof(msg), "The connection to %s timed out.", r->authority);
+		conn_error(c, 504, msg);
+		return;
+	} else if (e == EMFILE || e == ENFILE) {
+		conn_error(c, 503, "The proxy is out of file descriptors; try again.");
+		return;
+	} else
+		snprintf(msg, sizeof(msg), "Cannot connect to %s: %s.", r->authority, strerror(e ? e : EHOSTUNREACH));
+	conn_error(c, 502, msg);
+}
+
+/* ---- streaming bodies ------------------------------------------------------ */
+
+static bool
+method_idempotent(enum http_method m)
+{
+	return m == M_GET || m == M_HEAD || m == M_OPTIONS || m == M_PUT ||
+	    m == M_DELETE;
+}
+
+/* A reused origin connection failed before answering: retry once on a
+ * fresh one when that cannot repeat a side effect (RFC 9110 9.2.2). */
+static bool
+maybe_retry(struct conn *c)
+{
+	struct req *r = c->req;
+
+	if (!c->up || !c->up->reused || r->retried || r->rs_seen ||
+	    r->msg.body != BODY_NONE || !method_idempotent(r->msg.method))
+		return false;
+	r->retried = true;
+	up_drop(c);
+	c->state = C_RESOLVE;
+	set_deadline(c, (uint64_t)c->w->conf->timeouts.connect * 1000);
+	r->dq = dns_resolve(c->w->dns, r->url.host, dns_done, c);
+	return true;
+}
+
+static void finish_request(struct conn *c);
+
+/* The origin's head is parsed: decide framing and queue it for the client. */
+static void
+response_head(struct conn *c)
+{
+	struct req *r = c->req;
+	struct upstream *u = c->up;
+	struct http_msg *m = &r->rmsg;
+	bool client11 = r->msg.version_minor >= 1;
+
+	r->status = m->status;
+	if (m->status == 101) {
+		if (!(r->msg.flags & MF_UPGRADE_WS)) {
+			conn_error(c, 502, "The origin switched protocols without being asked.");
+			return;
+		}
+	} else if (m->status < 200) {
+		/* Interim response: relay it (1.1 clients) and parse the next. */
+		if (client11) {
+			buf_reserve(&c->out, BODY_BUF);
+			buf_compact(&c->out);
+			if (proxy_head_response(c, buf_rptr(&u->in), &c->out) < 0) {
+				conn_error(c, 502, "The origin's interim response is too large.");
+				return;
+			}
+		}
+		buf_consume(&u->in, m->header_len);
+		http_msg_init(&r->rmsg, r->rfields, r->fields_cap);
+		return;
+	}
+	switch (m->body) {
+	case BODY_NONE:    r->rs = RS_DONE; break;
+	case BODY_LENGTH:  r->rs = m->content_length ? RS_LENGTH : RS_DONE;
+			   r->rs_left = m->content_length; break;
+	case BODY_CHUNKED: r->rs = RS_CHUNKED; http_chunked_init(&r->rs_ch); break;
+	case BODY_CLOSE:   r->rs = RS_CLOSE; break;
+	}
+	if (m->status == 101)
+		r->rs = RS_DONE;
+	r->chunk_out = client11 && (r->rs == RS_CHUNKED || r->rs == RS_CLOSE);
+	if (!client11 && (r->rs == RS_CHUNKED || r->rs == RS_CLOSE))
+		r->close_after = true;
+	if (r->rq != RQ_DONE) {
+		/* The origin answered before the request body ended: the rest
+		 * of the body would be parsed as a request; close after. */
+		r->close_after = true;
+	}
+	if (c->w->stopping)
+		r->close_after = true;
+	for (unsigned i = 0; i < m->nfields; i++)
+		if (r->rfields[i].id == H_CONTENT_TYPE) {
+			snprintf(r->ctype, sizeof(r->ctype), "%.*s",
+			    (int)r->rfields[i].value_len,
+			    buf_rptr(&u->in) + r->rfields[i].value_off);
+			break;
+		}
+	size_t need = m->header_len + 1024;
+	if (buf_reserve(&c->out, need > BODY_BUF ? need : BODY_BUF) < 0) {
+		conn_error(c, 503, "Out of memory.");
+		return;
+	}
+	buf_compact(&c->out);
+	if (proxy_head_response(c, buf_rptr(&u->in), &c->out) < 0) {
+		conn_error(c, 502, "The origin's response head is too large.");
+		return;
+	}
+	buf_consume(&u->in, m->header_len);
+	r->head_sent = true;
+	r->code = "TCP_MISS";
+	if (m->status == 101) {
+		r->code = "TCP_TUNNEL";
+		buf_reserve(&c->in, TUNNEL_BUF);
+		c->state = C_TUNNEL;
+	}
+}
+
+/* C_FORWARD: move the request body up and the response down. */
+static bool
+step_forward(struct conn *c)
+{
+	struct req *r = c->req;
+	struct upstream *u = c->up;
+	const struct sluice_conf *cf = c->w->conf;
+	bool progress = false;
+	ssize_t n;
+
+	/* client -> origin: the request body */
+	if (r->rq != RQ_DONE) {
+		int mode = r->rq == RQ_LENGTH ? RS_LENGTH : RS_CHUNKED;
+		int e = conn_io_move_body(&c->in, &u->out, &mode, &r->rq_left, &r->rq_ch,
+		    r->rq == RQ_CHUNKED, &progress);
+		if (e < 0) {
+			conn_error(c, 400, "The chunked request body is malformed.");
+			return true;
+		}
+		if (e == 1)
+			r->rq = RQ_DONE;
+		else if (buf_room(&c->in) > 0 || buf_len(&c->in) == 0) {
+			if (buf_reserve(&c->in, BODY_BUF) < 0) {
+				conn_error(c, 503, "Out of memory.");
+				return true;
+			}
+			n = conn_io_read(c->fd, &c->in, &c->rd_ready, c->hup);
+			if (n > 0) {
+				progress = true;
+				r->rq_total += (uint64_t)n;
+				stat_add(c, STAT_bytes_from_clients, (uint64_t)n);
+				if (r->rq == RQ_CHUNKED && cf->limits.request_body &&
+				    r->rq_total > cf->limits.request_body + 65536) {
+					conn_error(c, 413, "The request body is larger than this proxy allows.");
+					return true;
+				}
+			} else if (n == 0 || n == -2) {
+				/* The client went away in the middle of its body. */
+				c->eof = true;
+				conn_error(c, 400, "The request body ended early.");
+				return true;
+			}
+		}
+	}
+
+	/* sluice -> origin */
+	if (buf_len(&u->out) > 0) {
+		n = conn_io_write(u->fd, &u->out, &u->wr_ready);
+		if (n > 0)
+			progress = true;
+		else if (n == -2) {
+			int e = errno;
+			if (maybe_retry(c))
+				return true;
+			if (!r->rs_seen) {
+				conn_error(c, 502, e == ECONNRESET || e == EPIPE ?
+				    "The origin reset the connection." :
+				    "Writing to the origin failed.");
+				return true;
+			}
+			/* It answered already: stop sending, read the answer. */
+			buf_consume(&u->out, buf_len(&u->out));
+			r->rq = RQ_DONE;
+			r->close_after = true;
+		}
+	}
+
+	/* origin -> sluice */
+	bool up_eof = false;
+	int up_err = 0;
+	if (r->rs != RS_DONE && buf_len(&c->out) < BODY_BUF / 2) {
+		if (r->rs == RS_HEAD && buf_room(&u->in) == 0) {
+			buf_compact(&u->in);
+			if (buf_room(&u->in) == 0 && u->in.cap < cf->limits.header_size + 1024)
+				buf_reserve(&u->in, cf->limits.header_size + 1024);
+		}
+		n = conn_io_read(u->fd, &u->in, &u->rd_ready, u->hup);
+		if (n > 0) {
+			progress = true;
+			r->rs_seen = true;
+			stat_add(c, STAT_bytes_from_origins, (uint64_t)n);
+		} else if (n == 0)
+			up_eof = true;
+		else if (n == -2) {
+			up_err = errno;
+			up_eof = true;
+		}
+	}
+
+	/* the response head */
+	while (r->rs == RS_HEAD && buf_len(&u->in) > 0) {
+		int e = http_parse_response(&r->rmsg, buf_rptr(&u->in), buf_len(&u->in),
+		    &c->w->limits, r->msg.method);
+		if (e == HTTP_MORE)
+			break;
+		if (e < 0) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "The origin sent an invalid response (%s).",
+			    http_err_str(e));
+			conn_error(c, 502, msg);
+			return true;
+		}
+		response_head(c);
+		progress = true;
+		if (c->state != C_FORWARD)
+			return true;
+	}
+	if (r->rs == RS_HEAD && up_eof) {
+		if (maybe_retry(c))
+			return true;
+		conn_error(c, 502, up_err == ECONNRESET ? "The origin reset the connection." :
+		    r->rs_seen ? "The origin closed the connection in the middle of its response head." :
+		    "The origin closed the connection without answering.");
+		return true;
+	}
+
+	/* the response body */
+	if (r->rs != RS_HEAD && r->rs != RS_DONE) {
+		int mode = (int)r->rs;
+		int e = conn_io_move_body(&u->in, &c->out, &mode, &r->rs_left, &r->rs_ch,
+		    r->chunk_out, &progress);
+		if (e < 0) {
+			log_info("client %s: invalid chunked body from origin %s; truncating",
+			    c->peer_str, r->authority);
+			r->close_after = true;
+			up_drop(c);
+			c->state = C_FLUSH;	/* send what we have, then close: truncation */
+			return true;
+		}
+		if (e == 1)
+			r->rs = RS_DONE;
+		else if (up_eof && buf_len(&u->in) == 0) {
+			if (r->rs == RS_CLOSE && up_err == 0) {
+				if (conn_io_body_room(&c->out, false) < 5)
+					return progress;	/* retry once out drains */
+				if (r->chunk_out)
+					buf_append(&c->out, "0\r\n\r\n", 5);
+				r->rs = RS_DONE;
+				r->close_after |= !r->chunk_out;
+			} else {
+				/* Truncated: the client must see it (no last-chunk). */
+				log_info("client %s: origin %s closed mid-body; truncating",
+				    c->peer_str, r->authority);
+				r->close_after = true;
+				up_drop(c);
+				c->state = C_FLUSH;
+				return true;
+			}
+		}
+	} else if (r->rs == RS_DONE && up_eof) {
+		/* EOF after a complete response: nothing lost; do not pool it. */
+		up_drop(c);
+	}
+
+	/* sluice -> client */
+	if (buf_len(&c->out) > 0) {
+		n = conn_io_write(c->fd, &c->out, &c->wr_ready);
+		if (n > 0) {
+			progress = true;
+			c->bytes_out += (uint64_t)n;
+			stat_add(c, STAT_bytes_to_clients, (uint64_t)n);
+		} else if (n == -2) {
+			c->state = C_CLOSED;	/* the client went away */
+			proxy_head_log(c, r->status ? r->status : 499, "TCP_MISS_ABORTED");
+			return true;
+		}
+	}
+
+	if (r->rs == RS_DONE && buf_len(&c->out) == 0 &&
+	    (r->rq == RQ_DONE || r->close_after)) {
+		finish_request(c);
+		return true;
+	}
+	if (progress)
+		set_deadline(c, (uint64_t)(r->rs == RS_HEAD && r->rq == RQ_DONE ?
+		    cf->timeouts.upstream : cf->timeouts.idle) * 1000);
+	return progress;
+}
+
+/* The response is out: log, pool the origin connection, next request. */
+static void
+finish_request(struct conn *c)
+{
+	struct req *r = c->req;
+	struct upstream *u = c->up;
+
+	stat_add(c, STAT_responses, 1);
+	proxy_head_log(c, r->status, r->code ? r->code : "TCP_MISS");
+	if (u) {
+		bool reuse = r->rq == RQ_DONE && r->rmsg.body != BODY_CLOSE &&
+		    !(r->rmsg.flags & (MF_CONN_CLOSE | MF_MUST_CLOSE)) &&
+		    !c->w->stopping;
+		c->up = NULL;
+		if (reuse)
+			upool_put(c->w->pool, u);
+		else
+			upstream_close(c->w->pool, u);
+	}
+	bool close_after = r->close_after || c->w->stopping;
+	req_free(c);
+	if (close_after) {
+		c->state = C_FLUSH;
+		c->linger = true;
+		return;
+	}
+	c->state = C_IDLE;
+	buf_release(&c->in);
+	buf_release(&c->out);
+	set_deadline(c, (uint64_t)c->w->conf->timeouts.keepalive * 1000);
+}
+
+/* ---- tunnels ------------------------------------------------------------- */
+
+/* C_TUNNEL: bytes both ways until both sides closed (half-close kept). */
+static bool
+step_tunnel(struct conn *c)
+{
+	struct upstream *u = c->up;
+	bool progress = false, err = false;
+	ssize_t n;
+
+	/* Our own 200 (or 101) goes first. */
+	if (buf_len(&c->out) > 0) {
+		n = conn_io_write(c->fd, &c->out, &c->wr_ready);
+		if (n > 0) {
+			c->bytes_out += (uint64_t)n;
+			progress = true;
+		} else if (n == -2)
+			err = true;
+		if (buf_len(&c->out) > 0 && !err)
+			return progress;
+	}
+	if (!err) {
+		struct req *r = c->req;
+		progress |= conn_io_relay(c->fd, &c->in, &c->rd_ready, c->hup, u->fd, &u->wr_ready,
+		    &c->eof, &err, NULL);
+		progress |= conn_io_relay(u->fd, &u->in, &u->rd_ready, u->hup, c->fd, &c->wr_ready,
+		    &r->up_eof, &err, &c->bytes_out);
+		/* Propagate half-close once the other side has everything. */
+		if (c->eof && buf_len(&c->in) == 0 && !r->shut_up) {
+			shutdown(u->fd, SHUT_WR);
+			r->shut_up = true;
+		}
+		if (r->up_eof && buf_len(&u->in) == 0 && !r->shut_client) {
+			shutdown(c->fd, SHUT_WR);
+			r->shut_client = true;
+		}
+	}
+	if (err || (c->req->shut_up && c->req->shut_client)) {
+		proxy_head_log(c, c->req->status, c->req->code);
+		c->state = C_CLOSED;
+		return true;
+	}
+	if (progress)
+		set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
+	return progress;
+}
+
+/* ---- the head, flushing, lingering ---------------------------------------- */
+
+static struct req *
+req_new(struct conn *c)
+{
+	unsigned cap = (unsigned)c->w->conf->limits.header_fields;
+	struct req *r = calloc(1, sizeof(*r) + 2 * cap * sizeof(struct http_field));
+
+	if (!r)
+		return NULL;
+	r->fields = (struct http_field *)(r + 1);
+	r->rfields = r->fields + cap;
+	r->fields_cap = cap;
+	http_msg_init(&r->msg, r->fields, cap);
+	r->start_ms = wall_ms();
+	r->start_mono = ev_now(c->w->loop);
+	r->bytes_out_start = c->bytes_out;
+	return r;
+}
+
+/* C_IDLE / C_HEAD: read and parse a request head. */
+static bool
+step_head(struct conn *c)
+{
+	struct worker *w = c->w;
+	ssize_t n;
+
+	if (buf_len(&c->in) == 0) {
+		if (w->stopping && c->state == C_IDLE) {
+			c->state = C_CLOSED;
+			return true;
+		}
+		if (!c->rd_ready) {
+			if (c->state == C_IDLE)
+				buf_release(&c->in);
+			return false;
+		}
+		if (buf_reserve(&c->in, HEAD_BUF) < 0) {
+			c->state = C_CLOSED;
+			return true;
+		}
+		n = conn_io_read(c->fd, &c->in, &c->rd_ready, c->hup);
+		if (n == -1) {
+			if (c->state == C_IDLE)
+				buf_release(&c->in);
+			return false;
+		}
+		if (n <= 0) {		/* EOF or error between requests: a quiet close */
+			c->state = C_CLOSED;
+			return true;
+		}
+		stat_add(c, STAT_bytes_from_clients, (uint64_t)n);
+	}
+	if (!c->req) {
+		if (!(c->req = req_new(c))) {
+			c->state = C_CLOSED;
+			return true;
+		}
+		c->state = C_HEAD;
+		set_deadline(c, (uint64_t)w->conf->timeouts.client_header * 1000);
+	}
+	int e = http_parse_request(&c->req->msg, buf_rptr(&c->in), buf_len(&c->in), &w->limits);
+	if (e == HTTP_OK) {
+		head_done(c);
+		return true;
+	}
+	if (e < 0) {
+		conn_error(c, http_err_status(e, false), http_err_str(e));
+		return true;
+	}
+	/* HTTP_MORE: make room (up to the header limit; the parser enforces it). */
+	buf_compact(&c->in);
+	if (buf_room(&c->in) == 0) {
+		size_t want = c->in.cap * 2;
+		if (want > w->conf->limits.header_size + 1024)
+			want = w->conf->limits.header_size + 1024;
+		if (want <= c->in.cap || buf_reserve(&c->in, want) < 0) {
+			conn_error(c, 431, "The request head is too large.");
+			return true;
+		}
+	}
+	n = conn_io_read(c->fd, &c->in, &c->rd_ready, c->hup);
+	if (n > 0) {
+		stat_add(c, STAT_bytes_from_clients, (uint64_t)n);
+		return true;
+	}
+	if (n == 0 || n == -2) {	/* gave up in the middle of a head */
+		c->state = C_CLOSED;
+		return true;
+	}
+	return false;
+}
+
+/* C_FLUSH: write what is queued, then linger or close. */
+static bool
+step_flush(struct conn *c)
+{
+	ssize_t n = conn_io_write(c->fd, &c->out, &c->wr_ready);
+
+	if (n > 0)
+		c->bytes_out += (uint64_t)n;
+	if (n == -2) {
+		c->state = C_CLOSED;
+		return true;
+	}
+	if (buf_len(&c->out) > 0)
+		return n > 0;
+	if (!c->linger) {
+		c->state = C_CLOSED;
+		return true;
+	}
+	/* Half-close and read what the client still sends, so our answer is
+	 * not destroyed by a reset (the client may be mid-body). */
+	shutdown(c->fd, SHUT_WR);
+	up_drop(c);
+	req_free(c);
+	buf_free(&c->out);
+	c->state = C_LINGER;
+	set_deadline(c, LINGER_MS);
+	return true;
+}
+
+static bool
+step_linger(struct conn *c)
+{
+	char junk[4096];
+	ssize_t n;
+
+	while (c->rd_ready) {
+		n = read(c->fd, junk, sizeof(junk));
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->rd_ready = false;
+			return false;
+		}
+		c->state = C_CLOSED;
+		return true;
+	}
+	return false;
+}
+
+/* ---- the machine ---------------------------------------------------------- */
+
+#define RUN_BUDGET 64	/* steps before yielding to other connections */
+
+static void
+conn_run(struct conn *c)
+{
+	bool progress = true;
+	int budget = RUN_BUDGET;
+
+	if (c->in_run)
+		return;
+	c->in_run = true;
+	while (progress && budget-- > 0) {
+		switch (c->state) {
+		case C_IDLE:
+		case C_HEAD:
+			progress = step_head(c);
+			break;
+		case C_RESOLVE:
+			progress = false;
+			break;
+		case C_CONNECT:
+			progress = false;
+			if (c->up && (c->up->wr_ready || c->up->rd_ready)) {
+				try_connect(c);
+				progress = true;
+			}
+			break;
+		case C_FORWARD:
+			progress = step_forward(c);
+			break;
+		case C_TUNNEL:
+			progress = step_tunnel(c);
+			break;
+		case C_FLUSH:
+			progress = step_flush(c);
+			break;
+		case C_LINGER:
+			progress = step_linger(c);
+			break;
+		case C_CLOSED:
+			c->in_run = false;
+			conn_free(c);
+			return;
+		}
+	}
+	c->in_run = false;
+	if (progress) {
+		/* Out of budget with work left: edges will not come again, so
+		 * come back on the next loop iteration. */
+		ev_timer_start(c->w->loop, &c->kick, 0);
+	}
+}
+
+static void
+conn_kick(struct ev_loop *loop, struct ev_timer *t)
+{
+	(void)loop;
+	conn_run(t->data);
+}
+
+static void
+conn_io(struct ev_loop *loop, struct ev_io *io, uint32_t ev)
+{
+	struct conn *c = io->data;
+
+	(void)loop;
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rd_ready = true;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->hup = true;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->wr_ready = true;
+	conn_run(c);
+}
+
+/* The io callback of every upstream socket (owned or pooled). */
+void
+conn_upstream_io(struct ev_loop *loop, struct ev_io *io, uint32_t ev)
+{
+	struct upstream *u = io->data;
+
+	(void)loop;
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->rd_ready = true;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->hup = true;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		u->wr_ready = true;
+	if (!u->owner) {
+		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			upool_event(u->pool, u);
+		return;
+	}
+	conn_run(u->owner);
+}
+
+static void
+conn_timer(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct conn *c = t->data;
+	struct req *r = c->req;
+	uint64_t now = ev_now(loop);
+
+	if (now < c->deadline) {
+		ev_timer_start(loop, t, c->deadline - now);
+		return;
+	}
+	switch (c->state) {
+	case C_IDLE:
+		c->state = C_CLOSED;
+		break;
+	case C_HEAD:
+		conn_error(c, 408, "The request head did not arrive in time.");
+		break;
+	case C_RESOLVE:
+		conn_error(c, 504, "The origin's name could not be resolved in time.");
+		break;
+	case C_CONNECT:
+		conn_error(c, 504, "The connection to the origin timed out.");
+		break;
+	case C_FORWARD:
+		if (r && r->rq != RQ_DONE && !r->head_sent)
+			conn_error(c, 408, "The request body did not arrive in time.");
+		else if (r && !r->head_sent)
+			conn_error(c, 504, "The origin did not answer in time.");
+		else
+			c->state = C_CLOSED;
+		break;
+	default:
+		c->state = C_CLOSED;
+		break;
+	}
+	conn_run(c);
+}
+
+/* Graceful stop: close idle connections, let busy ones finish. */
+void
+conn_stop_idle(struct worker *w)
+{
+	struct conn *c = w->conns, *n;
+
+	for (; c; c = n) {
+		n = c->next;
+		if (c->state == C_IDLE && buf_len(&c->in) == 0 && !c->in_run)
+			conn_free(c);
+	}
+}
+
+/* Fast stop: close everything. */
+void
+conn_close_all(struct worker *w)
+{
+	while (w->conns)
+		conn_free(w->conns);
+}

@@ -1,0 +1,125 @@
+/*
+ * conn_int.h - the client connection and request structs, shared by the
+ * state machine (conn.c) and the message builders (proxy_head.c).
+ * Private to worker/.
+ */
+#ifndef SLUICE_CONN_INT_H
+#define SLUICE_CONN_INT_H
+
+#include "worker/conn.h"
+
+enum cstate {
+	C_IDLE,			/* keep-alive: waiting for a request, no buffers */
+	C_HEAD,			/* reading the request header block */
+	C_RESOLVE,		/* waiting for DNS */
+	C_CONNECT,		/* waiting for the origin's connect */
+	C_FORWARD,		/* request and response flowing */
+	C_TUNNEL,		/* CONNECT / WebSocket: raw bytes both ways */
+	C_FLUSH,		/* writing a last answer, then close */
+	C_LINGER,		/* write side shut: drain input briefly, then close */
+	C_CLOSED,
+};
+
+enum rqstate { RQ_LENGTH, RQ_CHUNKED, RQ_DONE };
+enum rsstate { RS_HEAD, RS_LENGTH, RS_CHUNKED, RS_CLOSE, RS_DONE };
+
+struct req {
+	char *hdr;			/* copy of the request header block */
+	size_t hdr_len;
+	struct http_msg msg;		/* offsets into hdr */
+	struct http_url url;		/* target authority + path */
+	char authority[URL_HOST_MAX + 10];	/* Host value to send */
+	char key[URL_HOST_MAX + 8];	/* pool key "host:port" */
+	int port;
+	bool is_connect;
+	bool retried;
+
+	struct dns_query *dq;
+	struct dns_result addrs;
+	size_t addr_next;		/* next address to try */
+	int last_connect_errno;
+
+	/* request body */
+	enum rqstate rq;
+	uint64_t rq_left;
+	uint64_t rq_total;		/* body bytes read from the client */
+	struct http_chunked rq_ch;
+
+	/* response */
+	struct http_msg rmsg;		/* offsets into the upstream in buffer */
+	enum rsstate rs;
+	uint64_t rs_left;
+	struct http_chunked rs_ch;
+	bool chunk_out;			/* we chunk-encode the body to the client */
+	bool head_sent;			/* response head queued for the client */
+	bool rs_seen;			/* some response byte arrived */
+	int status;
+	char ctype[64];
+
+	bool close_after;		/* close the client after this response */
+	bool up_eof, shut_up, shut_client;	/* tunnel half-close state */
+	uint64_t start_ms;		/* wall clock */
+	uint64_t start_mono;
+	uint64_t bytes_out_start;	/* conn bytes_out when the request began */
+	const char *code;		/* access log code */
+
+	struct http_field *fields;	/* request fields */
+	struct http_field *rfields;	/* response fields */
+	unsigned fields_cap;
+};
+
+struct conn {
+	struct worker *w;
+	struct worker_listener *l;
+	struct conn *next, *prev;	/* w->conns */
+	int fd;
+	struct ev_io io;
+	struct ev_timer timer;
+	struct ev_timer kick;		/* re-run after yielding the loop */
+	uint64_t deadline;		/* ev_now() ms; the timer fires at or before */
+	enum cstate state;
+	bool rd_ready, wr_ready;	/* edge-triggered readiness */
+	bool hup;			/* the peer's FIN/RST was reported */
+	bool eof;			/* client sent FIN */
+	bool in_run;			/* conn_run is on the stack */
+	bool allowed;			/* peer is in `clients` */
+	bool linger;			/* C_FLUSH ends in C_LINGER, not a close */
+	uint8_t peer[16];
+	char peer_str[48];
+	struct buf in;			/* client -> sluice */
+	struct buf out;			/* sluice -> client */
+	uint64_t bytes_out;
+	struct req *req;
+	struct upstream *up;
+};
+
+#define CHUNK_HDR_MAX	20		/* "%zx\r\n" + "\r\n" */
+
+/* conn_io.c: read from fd into b: >0 bytes, 0 EOF, -1 would block, -2 error. */
+ssize_t conn_io_read(int fd, struct buf *b, bool *ready, bool hup);
+/* conn_io.c: write b to fd: >=0 bytes, -1 would block, -2 error. */
+ssize_t conn_io_write(int fd, struct buf *b, bool *ready);
+/* conn_io.c: append body bytes, chunk-framed when chunk is set. */
+void conn_io_emit(struct buf *out, const char *p, size_t n, bool chunk);
+/* conn_io.c: room in out for body data, leaving space for framing. */
+size_t conn_io_body_room(struct buf *out, bool chunk);
+/* conn_io.c: move framed body bytes (mode RS_LENGTH/RS_CHUNKED/RS_CLOSE)
+ * from in to out: 1 at the end of the body, 0 for more, -1 bad framing. */
+int conn_io_move_body(struct buf *in, struct buf *out, int *mode, uint64_t *left,
+    struct http_chunked *ch, bool chunk_out, bool *progress);
+/* conn_io.c: one relay step of a tunnel direction. */
+bool conn_io_relay(int from, struct buf *b, bool *rready, bool hup, int to,
+    bool *wready, bool *eof, bool *err, uint64_t *count);
+
+/* proxy_head.c: serialize the request for the origin into out. */
+int proxy_head_request(struct conn *c, struct buf *out);
+/* proxy_head.c: serialize the response head for the client into out. */
+int proxy_head_response(struct conn *c, const char *rbuf, struct buf *out);
+/* proxy_head.c: does a Via field of the request name us? */
+bool proxy_head_via_loop(const struct conn *c);
+/* proxy_head.c: value of the first request field with id, or NULL. */
+const char *proxy_head_field(const struct req *r, int id, size_t *len);
+/* proxy_head.c: the access log line of the finished request. */
+void proxy_head_log(struct conn *c, int status, const char *code);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * http_chars.h - the character classes of RFC 9110/9112, shared by the
+ * message parser (http_parse.c) and the chunked decoder (http_chunked.c).
+ * Private to worker/.
+ */
+#ifndef SLUICE_HTTP_CHARS_H
+#define SLUICE_HTTP_CHARS_H
+
+#include <stdbool.h>
+#include <string.h>
+
+#define CR	'\r'
+#define LF	'\n'
+
+/* tchar (RFC 9110 5.6.2): the bytes of methods, names and tokens. */
+static inline bool
+is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* field-vchar: VCHAR or obs-text. */
+static inline bool
+is_fvchar(unsigned char c)
+{
+	return (c > 0x20 && c < 0x7f) || c >= 0x80;
+}
+
+static inline bool
+is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static inline char
+lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+#endif
