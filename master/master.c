@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,24 @@ master_die(struct master *m, const char *fmt, ...)
 		log_err("%s", msg);
 	master_daemon_pidfile_remove(m);
 	exit(1);
+}
+
+/* A proxy holds two descriptors per client; the usual soft limit of 1024
+ * would cap it at a few hundred clients.  Raise the soft limit to the
+ * hard one (as root, before the drop, the hard limit is what the admin
+ * allowed); workers inherit it. */
+static void
+master_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("open file limit raised from %llu to %llu",
+			    (unsigned long long)old, (unsigned long long)rl.rlim_max);
+	}
 }
 
 static bool
@@ -375,6 +394,7 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 		master_die(m, "%s", err);
 	if ((m->stats = shm_stats_create(SHM_STATS_SLOTS)) == NULL)
 		master_die(m, "cannot map the stats region: %s", strerror(errno));
+	master_raise_nofile();
 	if (getuid() == 0) {
 		const char *lf = !foreground && is_log_file(conf->error_log) ?
 		    conf->error_log : NULL;
