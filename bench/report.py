@@ -62,7 +62,11 @@ def ratio(value, base):
 
 
 def fmt(value, spec):
-    return "-" if value is None else format(value, spec)
+    """Format a figure; a missing one is a dash in the same width."""
+    if value is None:
+        width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
+        return "-".rjust(int(width or 1))
+    return format(value, spec)
 
 
 def table(name, test):
@@ -81,13 +85,12 @@ def table(name, test):
             p99 = None if r["p99_us"] is None else r["p99_us"] / 1000.0
             note = r["note"] if r["status"] == "ok" else r["status"] + (
                 ": " + r["note"] if r["note"] else "")
-            if r["status"] == "ok" and r["errors"]:
-                note = (note + " " if note else "") + f"{r['errors']} errors"
             out.append(f"{r['peer']:<10} {fmt(r['rps'], '10.0f')} "
                        f"{fmt(p99, '8.2f')} {fmt(r['ratio_to_sluice'], '11.2f')}"
                        f"  {note}".rstrip())
     else:
-        out.append(f"== {name}: 4 MiB over TLS through a CONNECT tunnel ==")
+        inner = "TLS" if name == "connect" else "plain HTTP"
+        out.append(f"== {name}: 4 MiB over {inner} through a CONNECT tunnel ==")
         out.append(f"{'peer':<10} {'GB/s':>8} {'downloads':>9} "
                    f"{'peer/sluice':>11}  note")
         for r in rows:

@@ -36,9 +36,9 @@ DURATION=10		# seconds per measurement
 WARMUP=1		# seconds of load before each measurement
 CONNS=64		# wrk connections
 PARALLEL=4		# concurrent curls in the CONNECT test
-PER_TUNNEL=1		# downloads per CONNECT tunnel (one curl process)
+PER_TUNNEL=16		# downloads per CONNECT tunnel (one curl process)
 PEERS="sluice nginx squid tinyproxy direct"
-TESTS="1k 256k connect"
+TESTS="1k 256k connect connect-plain"
 KEEP=0
 CPU_SERVER=0
 CPU_CLIENT=1
@@ -262,7 +262,9 @@ meta wrk "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
 meta nginx "$(nginx -v 2>&1 | sed 's/^.*\///')"
 command -v squid >/dev/null && meta squid "$(squid -v | head -n1 | sed 's/^.*Version //')"
 command -v tinyproxy >/dev/null && meta tinyproxy "$(tinyproxy -v 2>&1 | cut -d' ' -f2)"
-meta sluice "$SLUICE"
+meta sluice "$(readlink -f "$SLUICE" 2>/dev/null || echo "$SLUICE")"
+# Other load on the machine skews every figure: keep it with the results.
+meta loadavg_at_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------------
 # Peers.  start_peer sets PEER_PID, PEER_PORT, PEER_PIDFILE, or returns 1
@@ -372,7 +374,14 @@ run_http() {
 	reqs=$(field requests)
 	errs=$(($(field err_connect) + $(field err_read) + $(field err_write) +
 		$(field err_status) + $(field err_timeout)))
-	record_http "$test" "$peer" ok "$rps" "$p50" "$p99" "$max" "$reqs" "$errs" ""
+	# Name the kinds of error: a peer that closes the connection after
+	# every response shows up as read errors, one per request.
+	local kind note=
+	for kind in connect read write status timeout; do
+		[ "$(field "err_$kind")" = 0 ] || note+="${note:+ }$kind=$(field "err_$kind")"
+	done
+	[ -z "$note" ] || note="wrk errors: $note"
+	record_http "$test" "$peer" ok "$rps" "$p50" "$p99" "$max" "$reqs" "$errs" "$note"
 	log "$peer $test: $rps req/s, p99 $p99 us, $errs errors"
 }
 
@@ -403,19 +412,26 @@ connect_loop() {
 }
 
 run_connect() {
-	local peer=$1 port=$2 url args=() got i start deadline wall
+	local test=$1 peer=$2 port=$3 url args=() got i start deadline wall
 	local n=0 bytes=0 fail=0 rn rb rf loops=()
 	if [ "$peer" = nginx ]; then
-		record_connect connect "$peer" n/a - - - - - "no CONNECT support"
+		record_connect "$test" "$peer" n/a - - - - - "no CONNECT support"
 		return 0
 	fi
 	[ "$peer" = direct ] || args=(-p -x "http://127.0.0.1:$port")
-	url=https://127.0.0.1:$TLS_PORT/4m
+	if [ "$test" = connect ]; then
+		url=https://127.0.0.1:$TLS_PORT/4m
+	else
+		# Plain HTTP inside the tunnel: the proxy relays the same opaque
+		# bytes, but neither end spends CPU on TLS, so the figure shows
+		# the relay itself rather than the TLS endpoints sharing its core.
+		url=http://127.0.0.1:$ORIGIN_PORT/4m
+	fi
 	got=$(curl -sk -o /dev/null -w '%{http_code} %{size_download}' --max-time 10 \
 		"${args[@]}" "$url" || true)
 	if [ "$got" != "200 4194304" ]; then
-		record_connect connect "$peer" failed - - - - - "check answered '$got'"
-		log "$peer connect: check answered '$got'"
+		record_connect "$test" "$peer" failed - - - - - "check answered '$got'"
+		log "$peer $test: check answered '$got'"
 		return 0
 	fi
 	# Several downloads share one tunnel when PER_TUNNEL > 1 (curl reuses
@@ -433,8 +449,10 @@ run_connect() {
 		(taskset -pc "$CPU_CLIENT" "$BASHPID" >/dev/null
 		 connect_loop "$TMP/run/warm-$i" "$deadline" "${args[@]}") &
 		loops+=($!)
+		PIDS+=($!)	# so an interrupted run stops the loops too
 	done
 	wait "${loops[@]}" || true
+	for i in "${loops[@]}"; do forget_pid "$i"; done
 	loops=()
 	start=${EPOCHREALTIME/./}
 	deadline=$((start + DURATION * 1000000))
@@ -442,8 +460,10 @@ run_connect() {
 		(taskset -pc "$CPU_CLIENT" "$BASHPID" >/dev/null
 		 connect_loop "$TMP/run/connect-$peer-$i" "$deadline" "${args[@]}") &
 		loops+=($!)
+		PIDS+=($!)	# so an interrupted run stops the loops too
 	done
 	wait "${loops[@]}" || true
+	for i in "${loops[@]}"; do forget_pid "$i"; done
 	wall=$((${EPOCHREALTIME/./} - start))
 	for ((i = 0; i < PARALLEL; i++)); do
 		read -r rn rb rf <"$TMP/run/connect-$peer-$i" || { rn=0 rb=0 rf=1; }
@@ -453,11 +473,11 @@ run_connect() {
 	gbps=$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.4f", b / (w / 1e6) / 1e9 }')
 	wall_s=$(awk -v w="$wall" 'BEGIN { printf "%.3f", w / 1e6 }')
 	if [ "$n" = 0 ]; then
-		record_connect connect "$peer" failed - - - - - "no download completed"
+		record_connect "$test" "$peer" failed - - - - - "no download completed"
 		return 0
 	fi
-	record_connect connect "$peer" ok "$gbps" "$bytes" "$wall_s" "$n" "$fail" ""
-	log "$peer connect: $gbps GB/s ($n downloads, $fail failed, ${wall_s}s)"
+	record_connect "$test" "$peer" ok "$gbps" "$bytes" "$wall_s" "$n" "$fail" ""
+	log "$peer $test: $gbps GB/s ($n downloads, $fail failed, ${wall_s}s)"
 }
 
 # ---------------------------------------------------------------------
@@ -467,8 +487,8 @@ for peer in $PEERS; do
 	if ! start_peer "$peer"; then
 		log "$peer: skipped: $START_WHY"
 		for t in $TESTS; do
-			if [ "$t" = connect ]; then
-				record_connect connect "$peer" skipped - - - - - "$START_WHY"
+			if [ "${t#connect}" != "$t" ]; then
+				record_connect "$t" "$peer" skipped - - - - - "$START_WHY"
 			else
 				record_http "$t" "$peer" skipped - - - - - - "$START_WHY"
 			fi
@@ -479,7 +499,7 @@ for peer in $PEERS; do
 	for t in $TESTS; do
 		case $t in
 		1k|256k) run_http "$t" "$peer" "$PEER_PORT" ;;
-		connect) run_connect "$peer" "$PEER_PORT" ;;
+		connect|connect-plain) run_connect "$t" "$peer" "$PEER_PORT" ;;
 		*) die "unknown test $t" ;;
 		esac
 	done

@@ -82,6 +82,7 @@ req_free(struct conn *c)
 		return;
 	if (r->dq)
 		dns_cancel(c->w->dns, r->dq);
+	conn_io_pipes_close(r->pipe_cu, r->pipe_uc);
 	free(r->hdr);
 	free(r);
 	c->req = NULL;
@@ -426,8 +427,10 @@ upstream_ready(struct conn *c)
 	u->requests++;
 	if (r->is_connect) {
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-		if (buf_reserve(&c->out, TUNNEL_BUF) < 0 || buf_reserve(&u->in, TUNNEL_BUF) < 0 ||
-		    buf_reserve(&c->in, TUNNEL_BUF) < 0) {
+		/* Zero-copy relay through pipes; buffers only as a fallback. */
+		size_t bsz = conn_io_pipes(r->pipe_cu, r->pipe_uc) == 0 ? 512 : TUNNEL_BUF;
+		if (buf_reserve(&c->out, 512) < 0 || buf_reserve(&u->in, bsz) < 0 ||
+		    buf_reserve(&c->in, bsz) < 0) {
 			conn_error(c, 503, "Out of memory.");
 			return;
 		}
@@ -642,7 +645,8 @@ response_head(struct conn *c)
 	r->code = "TCP_MISS";
 	if (m->status == 101) {
 		r->code = "TCP_TUNNEL";
-		buf_reserve(&c->in, TUNNEL_BUF);
+		if (conn_io_pipes(r->pipe_cu, r->pipe_uc) < 0)
+			buf_reserve(&c->in, TUNNEL_BUF);
 		c->state = C_TUNNEL;
 	}
 }
@@ -860,15 +864,20 @@ finish_request(struct conn *c)
 
 /* ---- tunnels ------------------------------------------------------------- */
 
-/* C_TUNNEL: bytes both ways until both sides closed (half-close kept). */
+/* C_TUNNEL: bytes both ways until both sides closed (half-close kept).
+ * Bytes that arrived with the head (a pipelined ClientHello, WebSocket
+ * frames after the 101) are written from the buffers first; after that a
+ * tunnel with pipes moves data with splice(2), one without through the
+ * buffers. */
 static bool
 step_tunnel(struct conn *c)
 {
 	struct upstream *u = c->up;
-	bool progress = false, err = false;
+	struct req *r = c->req;
+	bool progress = false, err = false, spliced = r->pipe_cu[0] >= 0;
 	ssize_t n;
 
-	/* Our own 200 (or 101) goes first. */
+	/* Our own 200 (or 101) goes to the client first. */
 	if (buf_len(&c->out) > 0) {
 		n = conn_io_write(c->fd, &c->out, &c->wr_ready);
 		if (n > 0) {
@@ -876,27 +885,46 @@ step_tunnel(struct conn *c)
 			progress = true;
 		} else if (n == -2)
 			err = true;
-		if (buf_len(&c->out) > 0 && !err)
-			return progress;
 	}
-	if (!err) {
-		struct req *r = c->req;
-		progress |= conn_io_relay(c->fd, &c->in, &c->rd_ready, c->hup, u->fd, &u->wr_ready,
-		    &c->eof, &err, NULL);
-		progress |= conn_io_relay(u->fd, &u->in, &u->rd_ready, u->hup, c->fd, &c->wr_ready,
-		    &r->up_eof, &err, &c->bytes_out);
-		/* Propagate half-close once the other side has everything. */
-		if (c->eof && buf_len(&c->in) == 0 && !r->shut_up) {
-			shutdown(u->fd, SHUT_WR);
-			r->shut_up = true;
-		}
-		if (r->up_eof && buf_len(&u->in) == 0 && !r->shut_client) {
-			shutdown(c->fd, SHUT_WR);
-			r->shut_client = true;
-		}
+	/* client -> origin */
+	if (!err && spliced && buf_len(&c->in) == 0)
+		progress |= conn_io_splice(c->fd, r->pipe_cu, &r->in_cu, &c->rd_ready,
+		    u->fd, &u->wr_ready, &c->eof, &err, NULL);
+	else if (!err && spliced) {
+		if ((n = conn_io_write(u->fd, &c->in, &u->wr_ready)) > 0)
+			progress = true;
+		else if (n == -2)
+			err = true;
+	} else if (!err)
+		progress |= conn_io_relay(c->fd, &c->in, &c->rd_ready, c->hup, u->fd,
+		    &u->wr_ready, &c->eof, &err, NULL);
+	/* origin -> client, once our own answer is out */
+	if (!err && buf_len(&c->out) == 0) {
+		if (spliced && buf_len(&u->in) == 0)
+			progress |= conn_io_splice(u->fd, r->pipe_uc, &r->in_uc, &u->rd_ready,
+			    c->fd, &c->wr_ready, &r->up_eof, &err, &c->bytes_out);
+		else if (spliced) {
+			if ((n = conn_io_write(c->fd, &u->in, &c->wr_ready)) > 0) {
+				c->bytes_out += (uint64_t)n;
+				progress = true;
+			} else if (n == -2)
+				err = true;
+		} else
+			progress |= conn_io_relay(u->fd, &u->in, &u->rd_ready, u->hup,
+			    c->fd, &c->wr_ready, &r->up_eof, &err, &c->bytes_out);
 	}
-	if (err || (c->req->shut_up && c->req->shut_client)) {
-		proxy_head_log(c, c->req->status, c->req->code);
+	/* Propagate half-close once the other side has everything. */
+	if (!err && c->eof && buf_len(&c->in) == 0 && r->in_cu == 0 && !r->shut_up) {
+		shutdown(u->fd, SHUT_WR);
+		r->shut_up = true;
+	}
+	if (!err && r->up_eof && buf_len(&u->in) == 0 && r->in_uc == 0 &&
+	    buf_len(&c->out) == 0 && !r->shut_client) {
+		shutdown(c->fd, SHUT_WR);
+		r->shut_client = true;
+	}
+	if (err || (r->shut_up && r->shut_client)) {
+		proxy_head_log(c, r->status, r->code);
 		c->state = C_CLOSED;
 		return true;
 	}
@@ -918,6 +946,7 @@ req_new(struct conn *c)
 	r->fields = (struct http_field *)(r + 1);
 	r->rfields = r->fields + cap;
 	r->fields_cap = cap;
+	r->pipe_cu[0] = r->pipe_cu[1] = r->pipe_uc[0] = r->pipe_uc[1] = -1;
 	http_msg_init(&r->msg, r->fields, cap);
 	r->start_ms = wall_ms();
 	r->start_mono = ev_now(c->w->loop);

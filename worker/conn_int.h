@@ -58,6 +58,8 @@ struct req {
 
 	bool close_after;		/* close the client after this response */
 	bool up_eof, shut_up, shut_client;	/* tunnel half-close state */
+	int pipe_cu[2], pipe_uc[2];	/* spliced tunnel pipes, -1 when unused */
+	size_t in_cu, in_uc;		/* bytes parked in each pipe */
 	uint64_t start_ms;		/* wall clock */
 	uint64_t start_mono;
 	uint64_t bytes_out_start;	/* conn bytes_out when the request began */
@@ -110,6 +112,15 @@ int conn_io_move_body(struct buf *in, struct buf *out, int *mode, uint64_t *left
 /* conn_io.c: one relay step of a tunnel direction. */
 bool conn_io_relay(int from, struct buf *b, bool *rready, bool hup, int to,
     bool *wready, bool *eof, bool *err, uint64_t *count);
+
+#define SPLICE_PIPE_SZ	(256 * 1024)	/* pipe size asked for a tunnel */
+#define SPLICE_CHUNK	(256 * 1024)	/* bytes moved per splice call */
+/* conn_io.c: the pipes of a spliced tunnel (client->upstream, back). */
+int conn_io_pipes(int cu[2], int uc[2]);
+void conn_io_pipes_close(int cu[2], int uc[2]);
+/* conn_io.c: one zero-copy step of a tunnel direction. */
+bool conn_io_splice(int from, const int p[2], size_t *inpipe, bool *rready,
+    int to, bool *wready, bool *eof, bool *err, uint64_t *count);
 
 /* proxy_head.c: serialize the request for the origin into out. */
 int proxy_head_request(struct conn *c, struct buf *out);

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -180,3 +181,83 @@ conn_io_relay(int from, struct buf *b, bool *rready, bool hup, int to, bool *wre
 	return progress;
 }
 
+
+/* Open the two pipes of a spliced tunnel; -1 (fds left at -1) when the
+ * process is short of descriptors: the tunnel then relays via buffers. */
+int
+conn_io_pipes(int cu[2], int uc[2])
+{
+	if (pipe2(cu, O_NONBLOCK | O_CLOEXEC) < 0) {
+		cu[0] = cu[1] = -1;
+		return -1;
+	}
+	if (pipe2(uc, O_NONBLOCK | O_CLOEXEC) < 0) {
+		close(cu[0]);
+		close(cu[1]);
+		cu[0] = cu[1] = uc[0] = uc[1] = -1;
+		return -1;
+	}
+	/* Larger pipes mean fewer splice calls per byte.  Best effort: the
+	 * kernel caps pipe memory per user (pipe-user-pages-soft), and a
+	 * pipe that stays at the default size still works. */
+	(void)fcntl(cu[1], F_SETPIPE_SZ, SPLICE_PIPE_SZ);
+	(void)fcntl(uc[1], F_SETPIPE_SZ, SPLICE_PIPE_SZ);
+	return 0;
+}
+
+void
+conn_io_pipes_close(int cu[2], int uc[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (cu[i] >= 0)
+			close(cu[i]);
+		if (uc[i] >= 0)
+			close(uc[i]);
+		cu[i] = uc[i] = -1;
+	}
+}
+
+/*
+ * One step of a spliced tunnel direction: socket -> pipe -> socket, the
+ * bytes never enter user space (a CONNECT tunnel carries TLS we do not
+ * look at).  *inpipe counts bytes parked in the pipe.  An EAGAIN from
+ * the filling splice means "socket drained" only when the pipe was
+ * empty; with bytes parked it may mean "pipe full", and readiness must
+ * be kept or the edge would be lost.
+ */
+bool
+conn_io_splice(int from, const int p[2], size_t *inpipe, bool *rready, int to,
+    bool *wready, bool *eof, bool *err, uint64_t *count)
+{
+	bool progress = false;
+	ssize_t n;
+
+	if (!*eof && *rready && *inpipe < SPLICE_CHUNK) {
+		n = splice(from, NULL, p[1], NULL, SPLICE_CHUNK,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			*inpipe += (size_t)n;
+			progress = true;
+		} else if (n == 0) {
+			*eof = progress = true;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (*inpipe == 0)
+				*rready = false;
+		} else if (errno != EINTR)
+			*err = true;
+	}
+	if (*inpipe > 0 && *wready) {
+		n = splice(p[0], NULL, to, NULL, *inpipe,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			*inpipe -= (size_t)n;
+			progress = true;
+			if (count)
+				*count += (uint64_t)n;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			*wready = false;
+		else if (n < 0 && errno != EINTR)
+			*err = true;
+	}
+	return progress;
+}

@@ -77,14 +77,14 @@ def expect(cond, msg="expectation failed", *diag):
         raise Fail("\n".join([msg] + [str(d) for d in diag]))
 
 
-def expect_eq(got, want, what="value"):
+def expect_eq(got, want, what="value", *diag):
     if got != want:
-        raise Fail("%s: got %r, want %r" % (what, got, want))
+        raise Fail("\n".join(["%s: got %r, want %r" % (what, got, want)] + [str(d) for d in diag]))
 
 
-def expect_in(got, allowed, what="value"):
+def expect_in(got, allowed, what="value", *diag):
     if got not in allowed:
-        raise Fail("%s: got %r, want one of %r" % (what, got, allowed))
+        raise Fail("\n".join(["%s: got %r, want one of %r" % (what, got, allowed)] + [str(d) for d in diag]))
 
 
 class TAP:
@@ -287,6 +287,7 @@ class Sluice:
         self.dns_port = dns_port
         self.overrides = conf or {}
         self.raw = raw
+        self.preexec = None        # e.g. a setrlimit for the daemon
         Sluice.instances.append(self)
         _cleanups.append(self._kill_all)
         if start:
@@ -339,7 +340,7 @@ class Sluice:
             self._out = open(self.stdout_path, "ab")
             self.proc = subprocess.Popen([SLUICE, "-d", "-f", self.conf_path],
                                          stdout=self._out, stderr=self._err,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=self.preexec)
             if poll(lambda: self.proc.poll() is not None or self._accepts(), timeout):
                 if self.proc.poll() is None:
                     return self

@@ -57,6 +57,9 @@ add("Content-Length over limits.request_body -> 413",
 add("chunked body over limits.request_body -> 413",
     lambda o: build("POST", o.url("/b"), [("Transfer-Encoding", "chunked")]) +
     b"400\r\n" + b"c" * 1024 + b"\r\n400\r\n" + b"c" * 1024 + b"\r\n0\r\n\r\n", (413,), level="body")
+add("chunked body far over limits.request_body (100 KiB) -> 413",
+    lambda o: build("POST", o.url("/b"), [("Transfer-Encoding", "chunked")]) +
+    (b"400\r\n" + b"c" * 1024 + b"\r\n") * 100 + b"0\r\n\r\n", (413,), level="body")
 add("TRACE -> 405", lambda o: build("TRACE", o.url("/t")), (405,), close=False)
 add("origin-form on the forward listener -> 400",
     lambda o: b"GET /a HTTP/1.1\r\nHost: %s\r\n\r\n" % o.hostport.encode(), (400,))

@@ -74,6 +74,19 @@ def _():
     expect_eq(req.header_all("X-Keep"), ["yes"], "end-to-end field")
 
 
+@case("Upgrade: websocket is forwarded (the one Upgrade kept)")
+def _():
+    o = fresh()
+    r = get(S["sl"].port, o.url("/ws"), headers=[("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                               ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                               ("Sec-WebSocket-Version", "13")])
+    expect_eq(r.status, 200, "status")
+    req = last_req(o)
+    expect_eq(req.header_all("Upgrade"), ["websocket"], "Upgrade", req.headers)
+    expect(any("upgrade" in v.lower() for v in req.header_all("Connection")), "Connection: Upgrade",
+           req.headers)
+
+
 @case("existing Via kept, ours appended")
 def _():
     o = fresh()

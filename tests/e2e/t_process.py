@@ -39,7 +39,7 @@ class Load:
             t0 = time.monotonic()
             try:
                 r = get(self.port, self.url_fn(), headers=[("Connection", "close")], timeout=5)
-                ok, det = r.status == 200, "%s" % r.status
+                ok, det = r.status == 200, "status %s eof=%s raw=%r" % (r.status, r.eof, r.raw[:80])
                 if r.client:
                     r.client.close()
             except Exception as e:
@@ -117,21 +117,24 @@ def hup_good():
     expect(sl.wait_workers(2), "workers", sl.diag())
     load = Load(sl.port, lambda: o.url("/reload"))
     expect(poll(lambda: load.count() > 20, 10), "load did not start")
-    sl.write_config(conf={"x_forwarded_for": "delete"})
-    n_before = o.nreq
-    sl.reload()
-    t0 = time.monotonic()
+    # three reloads (delete, add, delete): each must switch behaviour
+    ok, dt = True, 0.0
+    for mode in ("delete", "add", "delete"):
+        sl.write_config(conf={"x_forwarded_for": mode})
+        n_before = o.nreq
+        sl.reload()
+        t0 = time.monotonic()
 
-    def switched():
-        with o.lock:
-            reqs = o.requests[n_before:]
-        return any(not q.has("X-Forwarded-For") for q in reqs)
-    ok = poll(switched, 10)
-    dt = time.monotonic() - t0
+        def switched():
+            with o.lock:
+                reqs = o.requests[n_before:]
+            return any(q.has("X-Forwarded-For") == (mode == "add") for q in reqs[-3:])
+        ok = ok and bool(poll(switched, 10))
+        dt = max(dt, time.monotonic() - t0)
     n = load.count()
     poll(lambda: load.count() > n + 20, 5)
     res = load.stop()
-    expect(ok, "x_forwarded_for = delete not in effect after %.1fs" % dt, sl.diag())
+    expect(ok, "new x_forwarded_for not in effect after %.1fs" % dt, sl.diag())
     expect(dt < 5, "reload took %.1fs" % dt)
     fails = [r for r in res if not r[2]]
     expect(not fails, "%d requests failed across the reload" % len(fails), fails[:5])
@@ -156,10 +159,13 @@ def big_origin(size):
             return
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
         left = size
+        conn.sent = 0
         while left > 0:
             n = min(left, len(BLOCK))
             conn.sock.sendall(BLOCK[:n])
             left -= n
+            conn.sent += n
+            time.sleep(0.002)   # pacing: the download must outlast the QUIT
     return new_origin(h)
 
 
@@ -181,6 +187,7 @@ def quit_during_download():
         if len(first) < 65536:
             first += d
         n += len(d)
+    sent_at_quit = getattr(o.conns[0], "sent", 0)
     sl.signal(signal.SIGQUIT)
     c.sock.settimeout(10)
     t0 = time.monotonic()
@@ -192,6 +199,7 @@ def quit_during_download():
         if not d:
             break
         n += len(d)
+    expect(sent_at_quit < SIZE, "the origin had already sent everything before the QUIT")
     expect_eq(n, SIZE, "body bytes received after QUIT")
     expect(first[:65536] == BLOCK, "body content")
     try:

@@ -136,7 +136,7 @@ def body_forwarded(method):
     def fn():
         o, sl = S["o"], S["sl"]
         o.clear()
-        body = b"GET /x HTTP/1.1\r\nHost: e\r\nX-Y: 12\r\n\r\n"
+        body = b"GET /x HTTP/1.1\r\nHost: e\r\nX-Y: 1234\r\n\r\n"
         expect_eq(len(body), 39, "test body size")
         c = Client(sl.port)
         c.send(msg(method.encode() + b" " + U + b"/a HTTP/1.1", HOST, b"Content-Length: 39", body=body))

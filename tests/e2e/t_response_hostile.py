@@ -52,20 +52,22 @@ def first_then_second(first, method="GET", keep_open=True):
     o = hostile_origin(first, keep_open)
     c = Client(S["sl"].port)
     c.send(build(method, o.url("/first")))
-    r = c.read_response(method=method, timeout=10)
+    r = c.read_response(method=method, timeout=5)
     r.client = c
     return r, c, o
 
 
-def second_is_clean(c, o):
+def second_is_clean(c, o, reuse_ok=False):
     """A second request (same client connection when it is still open)
-    gets its own fresh answer, on a new origin connection."""
+    gets its own fresh answer, on a new origin connection unless the
+    first response was a valid one (reuse_ok)."""
     if c.eof or c.wait_closed(0.05):
         c = Client(S["sl"].port)
     c.send(build("GET", o.url("/second")))
     r = c.read_response(timeout=10)
     expect_eq((r.status, r.body), (200, b"ok /second"), "second response", r)
-    expect_eq(len(o.conns[0].requests), 1, "requests on the hostile origin connection (reused?)")
+    if not reuse_ok:
+        expect_eq(len(o.conns[0].requests), 1, "requests on the hostile origin connection (reused?)")
     c.close()
 
 
@@ -108,7 +110,7 @@ def valid_status(raw, want_status):
     def fn():
         r, c, o = first_then_second(raw)
         expect_eq((r.status, r.body), (want_status, b"ok"), "response")
-        second_is_clean(c, o)
+        second_is_clean(c, o, reuse_ok=True)
     return fn
 
 
@@ -182,7 +184,7 @@ def interim(n):
                                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         expect_eq((r.status, r.body), (200, b"ok"), "final response")
         expect_eq([i.status for i in r.interim], [100] * n, "interim responses forwarded")
-        second_is_clean(c, o)
+        second_is_clean(c, o, reuse_ok=True)
     return fn
 
 
@@ -212,7 +214,7 @@ def straddle():
     r, c, o = first_then_second(raw)
     expect_eq((r.status, r.body), (200, b"ok"), "response")
     expect_eq(r.header("X-Straddle"), "s" * 100, "straddling field")
-    second_is_clean(c, o)
+    second_is_clean(c, o, reuse_ok=True)
 
 
 T.append(("#50 field across a 4096-byte boundary intact", straddle))
@@ -223,7 +225,7 @@ def odd_dates():
                                 b"Last-Modified: Sat, 01 Jan 10000 00:00:00 GMT\r\nVary: *\r\n"
                                 b"Content-Length: 2\r\n\r\nok")
     expect_eq((r.status, r.body), (200, b"ok"), "response")
-    second_is_clean(c, o)
+    second_is_clean(c, o, reuse_ok=True)
 
 
 T.append(("#50 broken dates and Vary: * passed through", odd_dates))
@@ -303,7 +305,7 @@ def trickle():
     th.join(10)
     expect_eq((r.status, r.body), (200, b"abcdefghijklmnopqrst"), "trickled response")
     expect(done.get("r") is not None and done["r"].status == 200, "concurrent request failed")
-    expect(done["t"] < 0.9, "concurrent request took %.2fs (loop blocked?)" % done["t"])
+    expect(done["t"] < 1.5, "concurrent request took %.2fs (loop blocked?)" % done["t"])
 
 
 T.append(("F10 trickling origin: complete body, other clients unaffected", trickle))

@@ -34,15 +34,19 @@ class Sampler:
         self.t.start()
 
     def run(self):
+        self.samples = 0
         while not self.stop_flag:
             for w in self.sl.worker_pids():
                 v = rss_kb(w) or 0
                 self.max = max(self.max, v)
-            time.sleep(0.05)
+                self.samples += 1 if v else 0
+            time.sleep(0.01)
 
     def stop(self):
         self.stop_flag = True
         self.t.join()
+        expect(self.samples > 0, "no worker RSS sample taken (workers: %r)" % self.sl.worker_pids())
+        print("# max worker VmRSS %d kB over %d samples" % (self.max, self.samples), flush=True)
         return self.max
 
 

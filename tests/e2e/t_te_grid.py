@@ -77,6 +77,7 @@ def check_variant(idx, lines):
             expect_error_page(r, (400, 501))
             o.wait_requests(10 ** 9, 0.05)
             expect_eq(mine(), [], "origin received requests for a rejected variant")
+            print("# variant %d: rejected %d" % (idx, r.status), flush=True)
         else:
             expect_eq(r.status, 200, "status (neither rejected nor forwarded)", r, o.summary())
             got = mine()
@@ -88,6 +89,9 @@ def check_variant(idx, lines):
                     expect_eq(r2.body, b"ok GET /sentinel/%d" % idx, "answer after the variant")
             expect(not any("smuggled" in q.target for q in o.requests), "SMUGGLED request reached the origin",
                    o.summary())
+            q = got[0]
+            print("# variant %d: forwarded with %s, body %d bytes" % (
+                idx, "chunked" if q.chunked else "CL %s" % q.header("Content-Length"), len(q.body)), flush=True)
         c.close()
     return fn
 
