@@ -139,12 +139,18 @@ conn_error(struct conn *c, int status, const char *detail)
 		c->state = C_CLOSED;
 		return;
 	}
-	if (r && r->hdr) {
-		url = r->hdr + r->msg.target_off;
+	/* When the head did not parse, what the parser got of the request
+	 * line is still in c->in: name it in the page and the log. */
+	const char *raw = NULL;
+	if (r && r->hdr)
+		raw = r->hdr;
+	else if (r && r->msg.target_len > 0 && buf_len(&c->in) >=
+	    (size_t)r->msg.target_off + r->msg.target_len)
+		raw = buf_rptr(&c->in);
+	if (raw && r->msg.target_len > 0) {
+		url = raw + r->msg.target_off;
 		url_len = r->msg.target_len;
 	}
-	/* The whole input may be garbage: drop it, answer, close. */
-	buf_consume(&c->in, buf_len(&c->in));
 	buf_consume(&c->out, buf_len(&c->out));
 	if (buf_reserve(&c->out, BODY_BUF) < 0 ||
 	    errpage_build(&c->out, status, detail, url, url_len,
@@ -153,12 +159,12 @@ conn_error(struct conn *c, int status, const char *detail)
 		return;
 	}
 	stat_add(c, status >= 500 ? STAT_errors_5xx : STAT_errors_4xx, 1);
-	if (r) {
+	if (r)
 		r->status = status;
-		proxy_head_log(c, status, status == 403 ? "TCP_DENIED" : "NONE");
-	} else {
-		proxy_head_log(c, status, "NONE");
-	}
+	proxy_head_log(c, status, status == 403 ? "TCP_DENIED" : "NONE", raw,
+	    buf_len(&c->out));
+	/* The rest of the input may be garbage: never parse it. */
+	buf_consume(&c->in, buf_len(&c->in));
 	c->state = C_FLUSH;
 	c->linger = true;
 	set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
@@ -665,9 +671,15 @@ step_forward(struct conn *c)
 	if (r->rq != RQ_DONE) {
 		int mode = r->rq == RQ_LENGTH ? RS_LENGTH : RS_CHUNKED;
 		int e = conn_io_move_body(&c->in, &u->out, &mode, &r->rq_left, &r->rq_ch,
-		    r->rq == RQ_CHUNKED, &progress);
+		    r->rq == RQ_CHUNKED, &progress, &r->rq_total);
 		if (e < 0) {
 			conn_error(c, 400, "The chunked request body is malformed.");
+			return true;
+		}
+		/* A chunked body has no length up front: count it as it goes. */
+		if (cf->limits.request_body && r->rq_total > cf->limits.request_body) {
+			r->close_after = true;
+			conn_error(c, 413, "The request body is larger than this proxy allows.");
 			return true;
 		}
 		if (e == 1)
@@ -680,13 +692,7 @@ step_forward(struct conn *c)
 			n = conn_io_read(c->fd, &c->in, &c->rd_ready, c->hup);
 			if (n > 0) {
 				progress = true;
-				r->rq_total += (uint64_t)n;
 				stat_add(c, STAT_bytes_from_clients, (uint64_t)n);
-				if (r->rq == RQ_CHUNKED && cf->limits.request_body &&
-				    r->rq_total > cf->limits.request_body + 65536) {
-					conn_error(c, 413, "The request body is larger than this proxy allows.");
-					return true;
-				}
 			} else if (n == 0 || n == -2) {
 				/* The client went away in the middle of its body. */
 				c->eof = true;
@@ -770,8 +776,9 @@ step_forward(struct conn *c)
 	/* the response body */
 	if (r->rs != RS_HEAD && r->rs != RS_DONE) {
 		int mode = (int)r->rs;
+		uint64_t moved = 0;
 		int e = conn_io_move_body(&u->in, &c->out, &mode, &r->rs_left, &r->rs_ch,
-		    r->chunk_out, &progress);
+		    r->chunk_out, &progress, &moved);
 		if (e < 0) {
 			log_info("client %s: invalid chunked body from origin %s; truncating",
 			    c->peer_str, r->authority);
@@ -814,7 +821,7 @@ step_forward(struct conn *c)
 			stat_add(c, STAT_bytes_to_clients, (uint64_t)n);
 		} else if (n == -2) {
 			c->state = C_CLOSED;	/* the client went away */
-			proxy_head_log(c, r->status ? r->status : 499, "TCP_MISS_ABORTED");
+			proxy_head_log(c, r->status ? r->status : 499, "TCP_MISS_ABORTED", r->hdr, 0);
 			return true;
 		}
 	}
@@ -838,7 +845,7 @@ finish_request(struct conn *c)
 	struct upstream *u = c->up;
 
 	stat_add(c, STAT_responses, 1);
-	proxy_head_log(c, r->status, r->code ? r->code : "TCP_MISS");
+	proxy_head_log(c, r->status, r->code ? r->code : "TCP_MISS", r->hdr, 0);
 	if (u) {
 		bool reuse = r->rq == RQ_DONE && r->rmsg.body != BODY_CLOSE &&
 		    !(r->rmsg.flags & (MF_CONN_CLOSE | MF_MUST_CLOSE)) &&
@@ -924,7 +931,7 @@ step_tunnel(struct conn *c)
 		r->shut_client = true;
 	}
 	if (err || (r->shut_up && r->shut_client)) {
-		proxy_head_log(c, r->status, r->code);
+		proxy_head_log(c, r->status, r->code, r->hdr, 0);
 		c->state = C_CLOSED;
 		return true;
 	}
@@ -962,23 +969,22 @@ step_head(struct conn *c)
 	ssize_t n;
 
 	if (buf_len(&c->in) == 0) {
-		if (w->stopping && c->state == C_IDLE) {
-			c->state = C_CLOSED;
-			return true;
-		}
-		if (!c->rd_ready) {
-			if (c->state == C_IDLE)
-				buf_release(&c->in);
-			return false;
-		}
-		if (buf_reserve(&c->in, HEAD_BUF) < 0) {
+		if (c->rd_ready && buf_reserve(&c->in, HEAD_BUF) < 0) {
 			c->state = C_CLOSED;
 			return true;
 		}
 		n = conn_io_read(c->fd, &c->in, &c->rd_ready, c->hup);
 		if (n == -1) {
-			if (c->state == C_IDLE)
+			if (c->state == C_IDLE) {
 				buf_release(&c->in);
+				/* Stopping: an idle connection with nothing to
+				 * read goes now; one whose request arrived is
+				 * served first (and closed after). */
+				if (w->stopping) {
+					c->state = C_CLOSED;
+					return true;
+				}
+			}
 			return false;
 		}
 		if (n <= 0) {		/* EOF or error between requests: a quiet close */
@@ -1222,8 +1228,17 @@ conn_stop_idle(struct worker *w)
 	struct conn *c = w->conns, *n;
 
 	for (; c; c = n) {
+		char b;
 		n = c->next;
-		if (c->state == C_IDLE && buf_len(&c->in) == 0 && !c->in_run)
+		if (c->state != C_IDLE || buf_len(&c->in) > 0 || c->in_run)
+			continue;
+		/* A request may be waiting in the socket (a client that just
+		 * connected, or reused its keep-alive connection) with its
+		 * event not dispatched yet: serve it rather than drop it. */
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+			c->rd_ready = true;
+			ev_timer_start(w->loop, &c->kick, 0);
+		} else
 			conn_free(c);
 	}
 }

@@ -42,7 +42,7 @@ struct req {
 	/* request body */
 	enum rqstate rq;
 	uint64_t rq_left;
-	uint64_t rq_total;		/* body bytes read from the client */
+	uint64_t rq_total;		/* body bytes (decoded) forwarded to the origin */
 	struct http_chunked rq_ch;
 
 	/* response */
@@ -108,7 +108,7 @@ size_t conn_io_body_room(struct buf *out, bool chunk);
 /* conn_io.c: move framed body bytes (mode RS_LENGTH/RS_CHUNKED/RS_CLOSE)
  * from in to out: 1 at the end of the body, 0 for more, -1 bad framing. */
 int conn_io_move_body(struct buf *in, struct buf *out, int *mode, uint64_t *left,
-    struct http_chunked *ch, bool chunk_out, bool *progress);
+    struct http_chunked *ch, bool chunk_out, bool *progress, uint64_t *moved);
 /* conn_io.c: one relay step of a tunnel direction. */
 bool conn_io_relay(int from, struct buf *b, bool *rready, bool hup, int to,
     bool *wready, bool *eof, bool *err, uint64_t *count);
@@ -130,7 +130,11 @@ int proxy_head_response(struct conn *c, const char *rbuf, struct buf *out);
 bool proxy_head_via_loop(const struct conn *c);
 /* proxy_head.c: value of the first request field with id, or NULL. */
 const char *proxy_head_field(const struct req *r, int id, size_t *len);
-/* proxy_head.c: the access log line of the finished request. */
-void proxy_head_log(struct conn *c, int status, const char *code);
+/* proxy_head.c: the access log line of the finished request.  raw is the
+ * buffer the request's offsets point into (r->hdr, or the unparsed input
+ * for a head that failed; NULL when nothing of it is known); queued
+ * counts bytes of our answer not yet written. */
+void proxy_head_log(struct conn *c, int status, const char *code,
+    const char *raw, uint64_t queued);
 
 #endif

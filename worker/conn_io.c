@@ -23,7 +23,6 @@ ssize_t
 conn_io_read(int fd, struct buf *b, bool *ready, bool hup)
 {
 	size_t room;
-
 	ssize_t n;
 
 	if (!*ready)
@@ -108,7 +107,7 @@ conn_io_body_room(struct buf *out, bool chunk)
  * needed or out is full, -1 on a framing error. */
 int
 conn_io_move_body(struct buf *in, struct buf *out, int *mode, uint64_t *left,
-    struct http_chunked *ch, bool chunk_out, bool *progress)
+    struct http_chunked *ch, bool chunk_out, bool *progress, uint64_t *moved)
 {
 	while (buf_len(in) > 0) {
 		size_t room = conn_io_body_room(out, chunk_out), n;
@@ -123,6 +122,7 @@ conn_io_move_body(struct buf *in, struct buf *out, int *mode, uint64_t *left,
 			conn_io_emit(out, buf_rptr(in), n, chunk_out);
 			buf_consume(in, n);
 			*left -= n;
+			*moved += n;
 			*progress = true;
 			if (*left == 0)
 				return 1;
@@ -130,6 +130,7 @@ conn_io_move_body(struct buf *in, struct buf *out, int *mode, uint64_t *left,
 			n = buf_len(in) < room ? buf_len(in) : room;
 			conn_io_emit(out, buf_rptr(in), n, chunk_out);
 			buf_consume(in, n);
+			*moved += n;
 			*progress = true;
 		} else {	/* RS_CHUNKED */
 			const char *data;
@@ -137,8 +138,10 @@ conn_io_move_body(struct buf *in, struct buf *out, int *mode, uint64_t *left,
 			int e = http_chunked_parse(ch, buf_rptr(in), feed, &used, &data, &dlen);
 			if (e < 0)
 				return -1;
-			if (e == HTTP_DATA)
+			if (e == HTTP_DATA) {
 				conn_io_emit(out, data, dlen, chunk_out);
+				*moved += dlen;
+			}
 			buf_consume(in, used);
 			*progress = true;
 			if (e == HTTP_DONE) {

@@ -450,15 +450,19 @@ analyze_response(struct http_msg *m, const char *buf,
 		m->flags |= MF_HAS_TE;
 		if (te.bad_syntax || te.nchunked > 1 || te.chunked_params)
 			return HTTP_E_TE_BAD;
-		if (te.chunked_last && te.ncodings > 1)
+		/* Any coding but a lone chunked: a proxy strips
+		 * Transfer-Encoding, so forwarding such a body would hand
+		 * the client coded bytes under no label.  502 (HOSTILE #44)
+		 * rather than rule 4's read-until-close. */
+		if (!te.chunked_last || te.ncodings > 1)
 			return HTTP_E_TE_UNKNOWN;
-		if (te.chunked_last && m->version_minor == 1) {
+		if (m->version_minor == 1) {
 			m->body = BODY_CHUNKED;
 			/* rule 3: TE wins, but the origin is confused */
 			if (ncl > 0)
 				m->flags |= MF_MUST_CLOSE;
 		} else {
-			/* rule 4 / 6.1 (1.0 with TE): read until close */
+			/* 6.1: HTTP/1.0 with TE is faulty: read until close */
 			m->body = BODY_CLOSE;
 		}
 	} else if (ncl > 0) {

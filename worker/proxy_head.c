@@ -215,7 +215,8 @@ proxy_head_response(struct conn *c, const char *rbuf, struct buf *out)
 
 /* The access log line of the finished request. */
 void
-proxy_head_log(struct conn *c, int status, const char *code)
+proxy_head_log(struct conn *c, int status, const char *code, const char *raw,
+    uint64_t queued)
 {
 	struct req *r = c->req;
 	struct accesslog_entry e;
@@ -231,18 +232,22 @@ proxy_head_log(struct conn *c, int status, const char *code)
 	e.client = c->peer_str;
 	e.code = code;
 	e.status = status;
-	e.bytes = c->bytes_out - (r ? r->bytes_out_start : 0);
+	e.bytes = c->bytes_out - (r ? r->bytes_out_start : 0) + queued;
 	e.hier = "HIER_NONE";
 	e.peer = "-";
 	if (r) {
 		e.start_ms = (int64_t)r->start_ms;
 		e.elapsed_ms = (int64_t)(now_ms - r->start_ms);
-		if (r->hdr) {
-			e.method = r->hdr + r->msg.method_off;
+		if (raw && r->msg.method_len > 0) {
+			e.method = raw + r->msg.method_off;
 			e.method_len = r->msg.method_len;
-			e.url = r->hdr + r->msg.target_off;
+		}
+		if (raw && r->msg.target_len > 0) {
+			e.url = raw + r->msg.target_off;
 			e.url_len = r->msg.target_len;
-			e.http_minor = r->msg.version_minor;
+		}
+		e.http_minor = r->msg.version_minor;
+		if (r->hdr) {
 			e.ua = proxy_head_field(r, H_USER_AGENT, &e.ua_len);
 			e.referer = proxy_head_field(r, H_REFERER, &e.referer_len);
 		}
