@@ -219,48 +219,14 @@ conn_accept(struct worker *w, struct worker_listener *l, int fd,
 
 /* ---- the request head ---------------------------------------------------- */
 
-static bool method_needs_length(const struct req *r)
-{
-	return r->msg.method == M_POST || r->msg.method == M_PUT ||
-	    r->msg.method == M_PATCH;
-}
-
-/* Is sa one of our own listening sockets (a request to ourselves)? */
-static bool
-is_self(const struct worker *w, const struct sockaddr *sa)
-{
-	uint8_t a[16], la[16];
-	int port = sa->sa_family == AF_INET ?
-	    ntohs(((const struct sockaddr_in *)sa)->sin_port) :
-	    ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-
-	if (netaddr_from_sockaddr(sa, a) < 0)
-		return false;
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		const struct worker_listener *l = &w->listeners[i];
-		if (l->cl->port != port ||
-		    netaddr_from_sockaddr((const struct sockaddr *)&l->sa, la) < 0)
-			continue;
-		static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff };
-		static const uint8_t any6[16] = { 0 };
-		if (memcmp(a, la, 16) == 0 || memcmp(la, any4, 16) == 0 ||
-		    memcmp(la, any6, 16) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void start_upstream(struct conn *c);
 
 /* The head is complete in c->in: validate and route it. */
 static void
 head_done(struct conn *c)
 {
-	struct worker *w = c->w;
 	struct req *r = c->req;
-	const struct sluice_conf *cf = w->conf;
 	struct http_msg *m = &r->msg;
-	int e;
 
 	/* Keep a copy of the head: c->in goes on with the body. */
 	r->hdr_len = m->header_len;
@@ -276,97 +242,12 @@ head_done(struct conn *c)
 
 	if (m->flags & (MF_CONN_CLOSE | MF_MUST_CLOSE))
 		r->close_after = true;
-	if (!c->allowed) {
-		conn_error(c, 403, "Your address is not allowed to use this proxy.");
+	const char *detail = NULL;
+	int status = proxy_route(c, &detail);
+	if (status) {
+		conn_error(c, status, detail);
 		return;
 	}
-	const char *target = r->hdr + m->target_off;
-	r->is_connect = m->method == M_CONNECT;
-	if (r->is_connect) {
-		if (c->l->cl->mode == LISTEN_REVERSE) {
-			conn_error(c, 405, "CONNECT is not allowed on this port.");
-			return;
-		}
-		if ((e = http_url_parse_authority(target, m->target_len, &r->url)) != URL_OK) {
-			conn_error(c, 400, "CONNECT needs a host:port target.");
-			return;
-		}
-		if (m->flags & (MF_HAS_CL | MF_HAS_TE)) {
-			conn_error(c, 400, "A CONNECT request has no content.");
-			return;
-		}
-		bool port_ok = false;
-		for (size_t i = 0; i < cf->nconnect_ports; i++)
-			if (cf->connect_ports[i] == r->url.port)
-				port_ok = true;
-		if (!port_ok) {
-			conn_error(c, 403, "CONNECT to this port is not allowed.");
-			return;
-		}
-	} else if (c->l->cl->mode == LISTEN_REVERSE) {
-		if (target[0] == '/') {
-			if (http_url_check_origin_form(target, m->target_len) != URL_OK) {
-				conn_error(c, 400, "The request target is malformed.");
-				return;
-			}
-		} else if ((e = http_url_parse_absolute(target, m->target_len, &r->url)) != URL_OK) {
-			conn_error(c, 400, http_url_strerror(e));
-			return;
-		}
-		snprintf(r->url.host, sizeof(r->url.host), "%s", c->l->cl->origin_host);
-		r->url.port = c->l->cl->origin_port;
-		r->url.host_is_ipv6 = strchr(r->url.host, ':') != NULL;
-	} else {
-		if (target[0] == '/' || target[0] == '*') {
-			conn_error(c, 400, "This is a proxy: the request needs an absolute URL (http://host/path).");
-			return;
-		}
-		if ((e = http_url_parse_absolute(target, m->target_len, &r->url)) != URL_OK) {
-			conn_error(c, 400, http_url_strerror(e));
-			return;
-		}
-	}
-	if (m->method == M_TRACE) {
-		conn_error(c, 405, "TRACE is not allowed through this proxy.");
-		return;
-	}
-	if (proxy_head_via_loop(c)) {
-		conn_error(c, 508, "This request has already passed through this proxy (forwarding loop).");
-		return;
-	}
-	/* Request body framing. */
-	if (m->body == BODY_CHUNKED) {
-		r->rq = RQ_CHUNKED;
-		http_chunked_init(&r->rq_ch);
-	} else if (m->body == BODY_LENGTH && m->content_length > 0) {
-		r->rq = RQ_LENGTH;
-		r->rq_left = m->content_length;
-		if (cf->limits.request_body && m->content_length > cf->limits.request_body) {
-			conn_error(c, 413, "The request body is larger than this proxy allows.");
-			return;
-		}
-	} else {
-		r->rq = RQ_DONE;
-		if (method_needs_length(r) && !(m->flags & MF_HAS_CL)) {
-			conn_error(c, 411, "This request needs a Content-Length.");
-			return;
-		}
-	}
-
-	/* Authority for Host and the pool key. */
-	r->port = r->url.port;
-	if (c->l->cl->mode == LISTEN_REVERSE && m->host_idx >= 0) {
-		const struct http_field *hf = &r->fields[m->host_idx];
-		snprintf(r->authority, sizeof(r->authority), "%.*s",
-		    (int)hf->value_len, r->hdr + hf->value_off);
-	} else if (r->url.host_is_ipv6) {
-		snprintf(r->authority, sizeof(r->authority),
-		    r->port == 80 ? "[%s]" : "[%s]:%d", r->url.host, r->port);
-	} else {
-		snprintf(r->authority, sizeof(r->authority),
-		    r->port == 80 ? "%s" : "%s:%d", r->url.host, r->port);
-	}
-	snprintf(r->key, sizeof(r->key), "%s:%d", r->url.host, r->port);
 	start_upstream(c);
 }
 
@@ -463,18 +344,6 @@ upstream_ready(struct conn *c)
 	set_deadline(c, (uint64_t)c->w->conf->timeouts.upstream * 1000);
 }
 
-static bool
-addr_blocked(const struct conn *c, const struct sockaddr *sa)
-{
-	uint8_t a[16];
-	const struct sluice_conf *cf = c->w->conf;
-
-	if (netaddr_from_sockaddr(sa, a) < 0)
-		return true;
-	return netaddr_cidr_match_any(cf->blocked_destinations,
-	    cf->nblocked_destinations, a);
-}
-
 /* Try the next resolved address (or finish a pending connect). */
 static void
 try_connect(struct conn *c)
@@ -504,11 +373,12 @@ try_connect(struct conn *c)
 		else
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)r->port);
 		/* SSRF: checked on the address we actually connect to. */
-		if (addr_blocked(c, (struct sockaddr *)&ss)) {
+		int why = proxy_route_dest(c->w, (struct sockaddr *)&ss);
+		if (why == ROUTE_BLOCKED) {
 			any_blocked = true;
 			continue;
 		}
-		if (is_self(c->w, (struct sockaddr *)&ss)) {
+		if (why == ROUTE_SELF) {
 			any_self = true;
 			continue;
 		}
@@ -957,6 +827,7 @@ req_new(struct conn *c)
 	http_msg_init(&r->msg, r->fields, cap);
 	r->start_ms = wall_ms();
 	r->start_mono = ev_now(c->w->loop);
+	c->nreq++;
 	r->bytes_out_start = c->bytes_out;
 	return r;
 }
@@ -980,7 +851,7 @@ step_head(struct conn *c)
 				/* Stopping: an idle connection with nothing to
 				 * read goes now; one whose request arrived is
 				 * served first (and closed after). */
-				if (w->stopping) {
+				if (w->stopping && c->nreq > 0) {
 					c->state = C_CLOSED;
 					return true;
 				}
@@ -1230,7 +1101,10 @@ conn_stop_idle(struct worker *w)
 	for (; c; c = n) {
 		char b;
 		n = c->next;
-		if (c->state != C_IDLE || buf_len(&c->in) > 0 || c->in_run)
+		/* A connection that has not sent its first request yet was
+		 * accepted a moment ago: its request is on the way. */
+		if (c->state != C_IDLE || buf_len(&c->in) > 0 || c->in_run ||
+		    c->nreq == 0)
 			continue;
 		/* A request may be waiting in the socket (a client that just
 		 * connected, or reused its keep-alive connection) with its

@@ -32,6 +32,7 @@ struct req {
 	char key[URL_HOST_MAX + 8];	/* pool key "host:port" */
 	int port;
 	bool is_connect;
+	bool origin_form;		/* reverse listener, target sent as is */
 	bool retried;
 
 	struct dns_query *dq;
@@ -91,6 +92,7 @@ struct conn {
 	struct buf in;			/* client -> sluice */
 	struct buf out;			/* sluice -> client */
 	uint64_t bytes_out;
+	unsigned nreq;			/* requests started on this connection */
 	struct req *req;
 	struct upstream *up;
 };
@@ -121,6 +123,14 @@ void conn_io_pipes_close(int cu[2], int uc[2]);
 /* conn_io.c: one zero-copy step of a tunnel direction. */
 bool conn_io_splice(int from, const int p[2], size_t *inpipe, bool *rready,
     int to, bool *wready, bool *eof, bool *err, uint64_t *count);
+
+/* proxy_route.c: check a parsed request (listener, client ACL, method,
+ * target, body framing) and fill in r->url, authority, key and rq.
+ * Returns 0, or the status to answer with and a one-sentence *detail. */
+int proxy_route(struct conn *c, const char **detail);
+enum { ROUTE_OK = 0, ROUTE_BLOCKED, ROUTE_SELF };
+/* proxy_route.c: may sluice connect to sa (checked after DNS)? */
+int proxy_route_dest(const struct worker *w, const struct sockaddr *sa);
 
 /* proxy_head.c: serialize the request for the origin into out. */
 int proxy_head_request(struct conn *c, struct buf *out);

@@ -99,7 +99,7 @@ proxy_head_request(struct conn *c, struct buf *out)
 
 	if (put(out, h + m->method_off, m->method_len) < 0 || put(out, " ", 1) < 0)
 		return -1;
-	if (c->l->cl->mode == LISTEN_REVERSE) {
+	if (r->origin_form) {
 		if (put(out, h + m->target_off, m->target_len) < 0)
 			return -1;
 	} else {

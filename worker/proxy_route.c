@@ -1,0 +1,187 @@
+/*
+ * proxy_route.c - where a parsed request may go: the routing policy.
+ *
+ * Given a request head that parsed, decide from the listener (forward or
+ * reverse), the client ACL, the method, the target and the body framing
+ * whether it is allowed, and fill in the one parsed authority that is
+ * then connected to, sent as Host and logged (HOSTILE 1.3: one parse,
+ * used everywhere).  Destinations are checked again on the resolved
+ * address (proxy_route_dest), never on the name: that is what defeats
+ * numeric host spellings and DNS rebinding.  No state transitions here:
+ * conn.c acts on the answer.
+ */
+#include "config.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "worker/conn_int.h"
+
+static bool
+method_needs_length(enum http_method m)
+{
+	return m == M_POST || m == M_PUT || m == M_PATCH;
+}
+
+/* The target of a request on a forward listener, or on a reverse one. */
+static int
+route_target(struct conn *c, const char **detail)
+{
+	struct req *r = c->req;
+	const struct http_msg *m = &r->msg;
+	const struct conf_listen *cl = c->l->cl;
+	const char *target = r->hdr + m->target_off;
+	int e;
+
+	if (r->is_connect) {
+		if (cl->mode == LISTEN_REVERSE) {
+			*detail = "CONNECT is not allowed on this port.";
+			return 405;
+		}
+		if (http_url_parse_authority(target, m->target_len, &r->url) != URL_OK) {
+			*detail = "CONNECT needs a host:port target.";
+			return 400;
+		}
+		if (m->flags & (MF_HAS_CL | MF_HAS_TE)) {
+			*detail = "A CONNECT request has no content.";
+			return 400;
+		}
+		for (size_t i = 0; i < c->w->conf->nconnect_ports; i++)
+			if (c->w->conf->connect_ports[i] == r->url.port)
+				return 0;
+		*detail = "CONNECT to this port is not allowed.";
+		return 403;
+	}
+	if (cl->mode == LISTEN_REVERSE) {
+		if (target[0] == '/') {
+			if (http_url_check_origin_form(target, m->target_len) != URL_OK) {
+				*detail = "The request target is malformed.";
+				return 400;
+			}
+			r->origin_form = true;
+		} else if ((e = http_url_parse_absolute(target, m->target_len, &r->url)) != URL_OK) {
+			*detail = http_url_strerror(e);
+			return 400;
+		}
+		/* Every request of a reverse listener goes to its origin. */
+		snprintf(r->url.host, sizeof(r->url.host), "%s", cl->origin_host);
+		r->url.port = cl->origin_port;
+		r->url.host_is_ipv6 = strchr(r->url.host, ':') != NULL;
+		return 0;
+	}
+	if (target[0] == '/' || target[0] == '*') {
+		*detail = "This is a proxy: the request needs an absolute URL (http://host/path).";
+		return 400;
+	}
+	if ((e = http_url_parse_absolute(target, m->target_len, &r->url)) != URL_OK) {
+		*detail = http_url_strerror(e);
+		return 400;
+	}
+	return 0;
+}
+
+/* Check a parsed request and fill in where it goes; see conn_int.h. */
+int
+proxy_route(struct conn *c, const char **detail)
+{
+	struct req *r = c->req;
+	const struct sluice_conf *cf = c->w->conf;
+	const struct http_msg *m = &r->msg;
+	int status;
+
+	/* Access control is on the socket peer, never on X-Forwarded-For. */
+	if (!c->allowed) {
+		*detail = "Your address is not allowed to use this proxy.";
+		return 403;
+	}
+	r->is_connect = m->method == M_CONNECT;
+	if ((status = route_target(c, detail)) != 0)
+		return status;
+	if (m->method == M_TRACE) {
+		*detail = "TRACE is not allowed through this proxy.";
+		return 405;
+	}
+	if (proxy_head_via_loop(c)) {
+		*detail = "This request has already passed through this proxy (forwarding loop).";
+		return 508;
+	}
+
+	/* The request body's framing (RFC 9112 6.3). */
+	if (m->body == BODY_CHUNKED) {
+		r->rq = RQ_CHUNKED;
+		http_chunked_init(&r->rq_ch);
+	} else if (m->body == BODY_LENGTH && m->content_length > 0) {
+		r->rq = RQ_LENGTH;
+		r->rq_left = m->content_length;
+		if (cf->limits.request_body && m->content_length > cf->limits.request_body) {
+			*detail = "The request body is larger than this proxy allows.";
+			return 413;
+		}
+	} else {
+		r->rq = RQ_DONE;
+		if (method_needs_length(m->method) && !(m->flags & MF_HAS_CL)) {
+			*detail = "This request needs a Content-Length.";
+			return 411;
+		}
+	}
+
+	/* The authority sent as Host, and the key of the upstream pool. */
+	r->port = r->url.port;
+	if (c->l->cl->mode == LISTEN_REVERSE && m->host_idx >= 0) {
+		const struct http_field *hf = &r->fields[m->host_idx];
+		snprintf(r->authority, sizeof(r->authority), "%.*s",
+		    (int)hf->value_len, r->hdr + hf->value_off);
+	} else if (r->url.host_is_ipv6) {
+		snprintf(r->authority, sizeof(r->authority),
+		    r->port == 80 ? "[%s]" : "[%s]:%d", r->url.host, r->port);
+	} else {
+		snprintf(r->authority, sizeof(r->authority),
+		    r->port == 80 ? "%s" : "%s:%d", r->url.host, r->port);
+	}
+	snprintf(r->key, sizeof(r->key), "%s:%d", r->url.host, r->port);
+	return 0;
+}
+
+/* Is sa one of our own listening sockets (a request to ourselves)? */
+static bool
+route_is_self(const struct worker *w, const struct sockaddr *sa)
+{
+	static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff };
+	static const uint8_t any6[16] = { 0 };
+	uint8_t a[16], la[16];
+	int port = sa->sa_family == AF_INET ?
+	    ntohs(((const struct sockaddr_in *)sa)->sin_port) :
+	    ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+
+	if (netaddr_from_sockaddr(sa, a) < 0)
+		return false;
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		const struct worker_listener *l = &w->listeners[i];
+		if (l->cl->port != port ||
+		    netaddr_from_sockaddr((const struct sockaddr *)&l->sa, la) < 0)
+			continue;
+		if (memcmp(a, la, 16) == 0 || memcmp(la, any4, 16) == 0 ||
+		    memcmp(la, any6, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* May sluice connect to sa?  ROUTE_OK, ROUTE_BLOCKED (in
+ * blocked_destinations) or ROUTE_SELF (one of our own listeners). */
+int
+proxy_route_dest(const struct worker *w, const struct sockaddr *sa)
+{
+	uint8_t a[16];
+	const struct sluice_conf *cf = w->conf;
+
+	if (netaddr_from_sockaddr(sa, a) < 0)
+		return ROUTE_BLOCKED;
+	if (netaddr_cidr_match_any(cf->blocked_destinations,
+	    cf->nblocked_destinations, a))
+		return ROUTE_BLOCKED;
+	if (route_is_self(w, sa))
+		return ROUTE_SELF;
+	return ROUTE_OK;
+}
