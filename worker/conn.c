@@ -59,6 +59,33 @@ stat_add(struct conn *c, enum shm_stat_id id, uint64_t n)
 	shm_stats_add(c->w->stats, id, n);
 }
 
+static const struct {
+	const char *code;
+	enum shm_stat_id stat;
+} conn_ends[] = {
+#define CONN_END_ROW(n, code, stat) { code, stat },
+	CONN_ENDS(CONN_END_ROW)
+#undef CONN_END_ROW
+};
+
+/* The request ends for `why`: one access log line, one counter.  raw is
+ * what the request's offsets point into (see proxy_head_log); queued is
+ * our answer not yet written.  Later calls for the same request do
+ * nothing, so the first reason found is the one recorded. */
+static void
+req_end(struct conn *c, enum conn_end why, int status, const char *raw,
+    uint64_t queued)
+{
+	struct req *r = c->req;
+
+	if (!r || r->logged)
+		return;
+	r->logged = true;
+	r->status = status;
+	stat_add(c, conn_ends[why].stat, 1);
+	proxy_head_log(c, status, conn_ends[why].code, raw, queued);
+}
+
 /* The connection must be closed by `ms` from now unless progress moves it. */
 static void
 set_deadline(struct conn *c, uint64_t ms)
@@ -102,6 +129,9 @@ conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
 
+	if (c->req && c->req->hdr)
+		req_end(c, END_CLIENT_GONE, c->req->status ? c->req->status : 499,
+		    c->req->hdr, 0);
 	req_free(c);
 	up_drop(c);
 	ev_timer_stop(w->loop, &c->timer);
@@ -133,12 +163,16 @@ conn_error(struct conn *c, int status, const char *detail)
 	const char *url = NULL;
 	size_t url_len = 0;
 
-	up_drop(c);
 	if (r && r->head_sent) {
+		/* Too late for a page: the client sees the transfer cut. */
 		log_info("client %s: %s after the response head; closing", c->peer_str, detail);
+		req_end(c, status >= 500 ? END_ORIGIN_GONE : END_CLIENT_GONE,
+		    r->status, r->hdr, 0);
+		up_drop(c);
 		c->state = C_CLOSED;
 		return;
 	}
+	up_drop(c);
 	/* When the head did not parse, what the parser got of the request
 	 * line is still in c->in: name it in the page and the log. */
 	const char *raw = NULL;
@@ -158,11 +192,15 @@ conn_error(struct conn *c, int status, const char *detail)
 		c->state = C_CLOSED;
 		return;
 	}
-	stat_add(c, status >= 500 ? STAT_errors_5xx : STAT_errors_4xx, 1);
+	enum conn_end why = status == 403 ? END_DENIED :
+	    status == 408 ? END_TIMEOUT : status >= 500 ? END_FAILED : END_REFUSED;
 	if (r)
-		r->status = status;
-	proxy_head_log(c, status, status == 403 ? "TCP_DENIED" : "NONE", raw,
-	    buf_len(&c->out));
+		req_end(c, why, status, raw, buf_len(&c->out));
+	else {
+		/* Nothing parsed (cannot happen today): count, log bare. */
+		stat_add(c, conn_ends[why].stat, 1);
+		proxy_head_log(c, status, conn_ends[why].code, NULL, buf_len(&c->out));
+	}
 	/* The rest of the input may be garbage: never parse it. */
 	buf_consume(&c->in, buf_len(&c->in));
 	c->state = C_FLUSH;
@@ -324,8 +362,6 @@ upstream_ready(struct conn *c)
 		buf_append(&c->out, ok, sizeof(ok) - 1);
 		r->head_sent = true;
 		r->status = 200;
-		r->code = "TCP_TUNNEL";
-		stat_add(c, STAT_tunnels, 1);
 		c->state = C_TUNNEL;
 		set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
 		return;
@@ -518,9 +554,7 @@ response_head(struct conn *c)
 	}
 	buf_consume(&u->in, m->header_len);
 	r->head_sent = true;
-	r->code = "TCP_MISS";
 	if (m->status == 101) {
-		r->code = "TCP_TUNNEL";
 		if (conn_io_pipes(r->pipe_cu, r->pipe_uc) < 0)
 			buf_reserve(&c->in, TUNNEL_BUF);
 		c->state = C_TUNNEL;
@@ -652,6 +686,7 @@ step_forward(struct conn *c)
 		if (e < 0) {
 			log_info("client %s: invalid chunked body from origin %s; truncating",
 			    c->peer_str, r->authority);
+			req_end(c, END_ORIGIN_GONE, r->status, r->hdr, buf_len(&c->out));
 			r->close_after = true;
 			up_drop(c);
 			c->state = C_FLUSH;	/* send what we have, then close: truncation */
@@ -671,6 +706,7 @@ step_forward(struct conn *c)
 				/* Truncated: the client must see it (no last-chunk). */
 				log_info("client %s: origin %s closed mid-body; truncating",
 				    c->peer_str, r->authority);
+				req_end(c, END_ORIGIN_GONE, r->status, r->hdr, buf_len(&c->out));
 				r->close_after = true;
 				up_drop(c);
 				c->state = C_FLUSH;
@@ -690,8 +726,8 @@ step_forward(struct conn *c)
 			c->bytes_out += (uint64_t)n;
 			stat_add(c, STAT_bytes_to_clients, (uint64_t)n);
 		} else if (n == -2) {
+			req_end(c, END_CLIENT_GONE, r->status ? r->status : 499, r->hdr, 0);
 			c->state = C_CLOSED;	/* the client went away */
-			proxy_head_log(c, r->status ? r->status : 499, "TCP_MISS_ABORTED", r->hdr, 0);
 			return true;
 		}
 	}
@@ -714,8 +750,7 @@ finish_request(struct conn *c)
 	struct req *r = c->req;
 	struct upstream *u = c->up;
 
-	stat_add(c, STAT_responses, 1);
-	proxy_head_log(c, r->status, r->code ? r->code : "TCP_MISS", r->hdr, 0);
+	req_end(c, r->rmsg.status == 101 ? END_TUNNEL : END_DONE, r->status, r->hdr, 0);
 	if (u) {
 		bool reuse = r->rq == RQ_DONE && r->rmsg.body != BODY_CLOSE &&
 		    !(r->rmsg.flags & (MF_CONN_CLOSE | MF_MUST_CLOSE)) &&
@@ -801,7 +836,7 @@ step_tunnel(struct conn *c)
 		r->shut_client = true;
 	}
 	if (err || (r->shut_up && r->shut_client)) {
-		proxy_head_log(c, r->status, r->code, r->hdr, 0);
+		req_end(c, END_TUNNEL, r->status, r->hdr, 0);
 		c->state = C_CLOSED;
 		return true;
 	}
@@ -1082,8 +1117,17 @@ conn_timer(struct ev_loop *loop, struct ev_timer *t)
 			conn_error(c, 408, "The request body did not arrive in time.");
 		else if (r && !r->head_sent)
 			conn_error(c, 504, "The origin did not answer in time.");
-		else
+		else {
+			if (r)
+				req_end(c, END_TIMEOUT, r->status, r->hdr, 0);
 			c->state = C_CLOSED;
+		}
+		break;
+	case C_TUNNEL:
+		/* An idle tunnel ends normally: nothing moved for `idle`. */
+		if (r)
+			req_end(c, END_TUNNEL, r->status, r->hdr, 0);
+		c->state = C_CLOSED;
 		break;
 	default:
 		c->state = C_CLOSED;

@@ -21,6 +21,29 @@ enum cstate {
 };
 
 enum rqstate { RQ_LENGTH, RQ_CHUNKED, RQ_DONE };
+
+/*
+ * Why a request ended: one row per reason, and the row decides the
+ * access log code and the counter that moves (STYLE 7).  Every request
+ * that got as far as a parsed head ends through exactly one of them, so
+ * it is logged exactly once.
+ *   name         log code            counter
+ */
+#define CONN_ENDS(X) \
+	X(DONE,        "TCP_MISS",         STAT_responses) \
+	X(TUNNEL,      "TCP_TUNNEL",       STAT_tunnels) \
+	X(DENIED,      "TCP_DENIED",       STAT_denied) \
+	X(REFUSED,     "NONE",             STAT_errors_4xx) \
+	X(FAILED,      "NONE",             STAT_errors_5xx) \
+	X(TIMEOUT,     "TCP_MISS_ABORTED", STAT_timeouts) \
+	X(CLIENT_GONE, "TCP_MISS_ABORTED", STAT_client_aborts) \
+	X(ORIGIN_GONE, "TCP_MISS_ABORTED", STAT_origin_aborts)
+
+enum conn_end {
+#define CONN_END_ENUM(n, code, stat) END_##n,
+	CONN_ENDS(CONN_END_ENUM)
+#undef CONN_END_ENUM
+};
 enum rsstate { RS_HEAD, RS_LENGTH, RS_CHUNKED, RS_CLOSE, RS_DONE };
 
 struct req {
@@ -64,7 +87,7 @@ struct req {
 	uint64_t start_ms;		/* wall clock */
 	uint64_t start_mono;
 	uint64_t bytes_out_start;	/* conn bytes_out when the request began */
-	const char *code;		/* access log code */
+	bool logged;			/* conn_end() ran: the log line is written */
 
 	struct http_field *fields;	/* request fields */
 	struct http_field *rfields;	/* response fields */

@@ -180,8 +180,30 @@ T.append(("log injection: UA with ESC -> one line, no raw control byte", injecti
 T.append(("log escaping: '\"', '\\\\' and 0xe9 in UA/Referer as \\xHH, one line", quote_escape))
 
 
+def truncated():
+    """An origin that promises 100 bytes, sends 10 and closes: the
+    request still gets exactly one line, marked aborted, with the status
+    the client saw and the bytes it got."""
+    sl = S["sq"]
+    before = len(sl.access_log_lines())
+    c = Client(sl.port)
+    c.send(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % S["short"].url("/cut")).encode())
+    c.wait_closed()
+    lines = new_lines(sl, before)
+    expect_eq(len(lines), 1, "new log lines", lines)
+    m = SQUID.match(lines[0])
+    expect(m, "not Squid native format: %r" % lines[0])
+    expect_eq((m.group(5), m.group(6)), ("TCP_MISS_ABORTED", "200"), "code/status")
+    expect(int(m.group(7)) > 10, "bytes %s" % m.group(7))
+
+
+T.append(("squid: TCP_MISS_ABORTED/200 for a response the origin cut short", truncated))
+
+
 def setup():
     S["o"] = new_origin()
+    S["short"] = new_origin(canned(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+                                   close=True))
 
     def echo(conn):
         deadline = time.monotonic() + 30
