@@ -575,6 +575,18 @@ parse_block(struct http_msg *m, const char *buf, size_t len,
 					m->target_off = (uint32_t)p;
 					m->state = S_TARGET;
 				}
+				/* Fast path over the rest of the target, bounded
+				 * by the URI and header limits. */
+				size_t end = len < hmax ? len : hmax;
+				size_t tmax = m->target_off + lim->uri_size;
+				if (end > tmax)
+					end = tmax;
+				while (p + 1 < end) {
+					unsigned char d = (unsigned char)buf[p + 1];
+					if (d <= 0x20 || d == 0x7f)
+						break;
+					p++;
+				}
 				if (p - m->target_off + 1 > lim->uri_size) {
 					rc = HTTP_E_URI_TOO_LONG;
 					goto fail;
@@ -724,6 +736,17 @@ parse_block(struct http_msg *m, const char *buf, size_t len,
 					m->state = S_VALUE;
 				}
 				m->mark = p + 1;	/* end of value */
+				/* Fast path: most of a value is plain bytes; take
+				 * them without a trip through the switch. */
+				size_t end = len < hmax ? len : hmax;
+				while (p + 1 < end) {
+					unsigned char d = (unsigned char)buf[p + 1];
+					if (is_fvchar(d))
+						m->mark = p + 2;
+					else if (!is_ows(d))
+						break;
+					p++;
+				}
 			} else if (c == CR) {
 				if (m->state == S_VALUE_OWS) {
 					f->value_off = (uint32_t)p;
