@@ -83,6 +83,7 @@ struct sluice_conf {
 		int header_fields;		/* max number of header fields */
 		size_t uri_size;		/* max request-target length */
 		uint64_t request_body;		/* max request body; 0 = unlimited */
+		int client_connections;		/* per client address and worker; 0 = off */
 	} limits;
 
 	struct {

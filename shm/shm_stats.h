@@ -36,7 +36,8 @@
 	X(bytes_from_origins,	"bytes read from origins") \
 	X(dns_queries,		"DNS lookups that went to a server") \
 	X(log_dropped,		"access log lines dropped (write failed)") \
-	X(accept_errors,	"accept() failures (EMFILE, ...)")
+	X(accept_errors,	"accept() failures (EMFILE, ...)") \
+	X(client_limit,		"connections closed by limits.client_connections")
 
 enum shm_stat_id {
 #define SHM_STATS_ENUM(n, h) STAT_##n,

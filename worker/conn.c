@@ -32,6 +32,7 @@
 #include "lib/log.h"
 #include "worker/conn_int.h"
 #include "worker/errpage.h"
+#include "worker/peer_count.h"
 #include "worker/upstream.h"
 
 #define HEAD_BUF	16384		/* first allocation for a request head */
@@ -138,6 +139,7 @@ conn_free(struct conn *c)
 	ev_timer_stop(w->loop, &c->kick);
 	ev_io_stop(w->loop, &c->io);
 	close(c->fd);
+	peer_count_dec(w->peers, c->peer);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	if (c->prev)
@@ -233,6 +235,23 @@ conn_accept(struct worker *w, struct worker_listener *l, int fd,
 		snprintf(c->peer_str, sizeof(c->peer_str), "unknown");
 	/* Access control is on the socket peer, never on X-Forwarded-For. */
 	c->allowed = netaddr_cidr_match_any(w->conf->clients, w->conf->nclients, c->peer);
+	/* One host may not hold every descriptor (HOSTILE F13): over the
+	 * cap the connection is closed before it costs anything more. */
+	unsigned n = peer_count_inc(w->peers, c->peer);
+	if (n == 0 || (w->conf->limits.client_connections > 0 &&
+	    n > (unsigned)w->conf->limits.client_connections)) {
+		if (n)
+			peer_count_dec(w->peers, c->peer);
+		shm_stats_add(w->stats, STAT_client_limit, 1);
+		if (ev_now(w->loop) - w->limit_logged_at >= 1000 || !w->limit_logged_at) {
+			w->limit_logged_at = ev_now(w->loop);
+			log_warn("client %s: over limits.client_connections (%d); closing",
+			    c->peer_str, w->conf->limits.client_connections);
+		}
+		close(fd);
+		free(c);
+		return;
+	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ev_io_init(&c->io, fd, conn_io, c);
 	ev_timer_init(&c->timer, conn_timer, c);

@@ -22,6 +22,7 @@
 #include "worker/dns.h"
 
 struct upool;
+struct peer_count;
 struct upstream;
 struct accesslog;
 struct conn;
@@ -41,6 +42,8 @@ struct worker {
 	struct dns *dns;
 	struct upool *pool;
 	struct accesslog *alog;
+	struct peer_count *peers;	/* open connections per client address */
+	uint64_t limit_logged_at;	/* ev_now() of the last client-limit warning */
 	struct stats_slot_sh *stats;
 	struct worker_listener *listeners;
 	size_t nlisteners;

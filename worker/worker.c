@@ -27,6 +27,7 @@
 #include "lib/log.h"
 #include "worker/accesslog.h"
 #include "worker/conn.h"
+#include "worker/peer_count.h"
 #include "worker/upstream.h"
 #include "worker/worker.h"
 
@@ -279,6 +280,8 @@ worker_run(const struct worker_args *a)
 	if (!(w->dns = dns_new(w->loop, cf->dns_servers, cf->ndns_servers,
 	    cf->dns_negative_ttl, &why)))
 		fatal("worker: cannot start the resolver: %s", why ? why : "unknown error");
+	if (!(w->peers = peer_count_new()))
+		fatal("worker: out of memory");
 	w->pool = upool_new(w->loop, conn_upstream_io, POOL_MAX_IDLE,
 	    (uint64_t)cf->timeouts.keepalive * 1000);
 	if (!w->pool)
@@ -318,6 +321,7 @@ worker_run(const struct worker_args *a)
 	conn_close_all(w);
 	accesslog_close(w->alog);
 	upool_free(w->pool);
+	peer_count_free(w->peers);
 	dns_free(w->dns);
 	ev_loop_free(w->loop);
 	free(w->listeners);

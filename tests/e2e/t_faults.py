@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """
-t_faults.py - fault scenarios F12, F15 and F19 of HOSTILE.md: a client
-that aborts a download leaves no descriptor behind; a worker out of file
+t_faults.py - fault scenarios F12, F13, F15 and F19 of HOSTILE.md: a
+client that aborts a download leaves no descriptor behind; one host
+cannot hold more than limits.client_connections; a worker out of file
 descriptors (RLIMIT_NOFILE 64) does not spin on accept() and recovers;
 hostile DNS answers (SERVFAIL, a broken answer, junk, silence) give
 502/504 and never crash a worker, and a negative answer is cached.
@@ -120,6 +121,45 @@ def negative_cache():
 
 
 T.append(("F19 NXDOMAIN cached for dns.negative_ttl", negative_cache))
+
+
+def client_cap():
+    """limits.client_connections = 5 in one worker: five idle connections
+    from 127.0.0.1 are held, the sixth is closed at once, another address
+    is not affected, and a slot freed is usable again."""
+    sl = Sluice({"limits": {"client_connections": 5}}, workers=1)
+    held = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", sl.port), timeout=5)
+        held.append(s)
+    # the five are open and served: one request on the first
+    held[0].sendall(build("GET", S["o"].url("/cap")))
+    expect(held[0].recv(100).startswith(b"HTTP/1.1 200"), "held connection not served")
+    extra = socket.create_connection(("127.0.0.1", sl.port), timeout=5)
+    extra.settimeout(5)
+    try:
+        got = extra.recv(100)
+    except ConnectionResetError:
+        got = b""
+    expect_eq(got, b"", "sixth connection from the same address (should be closed)")
+    extra.close()
+    c = Client(sl.port, bind="127.0.0.2")
+    c.send(build("GET", S["o"].url("/other"), [("Connection", "close")]))
+    expect_eq(c.read_response().status, 200, "another address (127.0.0.2) is not capped")
+    held.pop().close()
+    def fresh_ok():
+        try:
+            r = get(sl.port, S["o"].url("/again"), headers=[("Connection", "close")], timeout=2)
+            return r.status == 200
+        except Exception:
+            return False
+    expect(poll(fresh_ok, timeout=5), "a freed slot is not usable again")
+    expect("client_connections" in sl.stderr_text(), "no log line about the cap", sl.stderr_text()[-500:])
+    for s in held:
+        s.close()
+
+
+T.append(("F13 limits.client_connections closes a host's extra connections", client_cap))
 
 
 def setup():
