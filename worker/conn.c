@@ -301,6 +301,22 @@ head_done(struct conn *c)
 		r->close_after = true;
 	const char *detail = NULL;
 	int status = proxy_route(c, &detail);
+	if (status == ROUTE_ANSWER_OPTIONS) {
+		/* We are the final recipient (RFC 9110 7.6.2).  Any body was
+		 * not read: close after the answer. */
+		if (buf_reserve(&c->out, 1024) < 0 || buf_printf(&c->out,
+		    "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, "
+		    "OPTIONS, PATCH, CONNECT\r\nContent-Length: 0\r\n"
+		    "Via: %s\r\nConnection: close\r\n\r\n", c->w->via) < 0) {
+			c->state = C_CLOSED;
+			return;
+		}
+		req_end(c, END_DONE, 200, r->hdr, buf_len(&c->out));
+		buf_consume(&c->in, buf_len(&c->in));
+		c->state = C_FLUSH;
+		c->linger = true;
+		return;
+	}
 	if (status) {
 		conn_error(c, status, detail);
 		return;
@@ -878,6 +894,7 @@ req_new(struct conn *c)
 	r->rfields = r->fields + cap;
 	r->fields_cap = cap;
 	r->pipe_cu[0] = r->pipe_cu[1] = r->pipe_uc[0] = r->pipe_uc[1] = -1;
+	r->max_forwards = -1;
 	http_msg_init(&r->msg, r->fields, cap);
 	r->start_ms = wall_ms();
 	r->start_mono = ev_now(c->w->loop);

@@ -56,6 +56,7 @@ struct req {
 	int port;
 	bool is_connect;
 	bool origin_form;		/* reverse listener, target sent as is */
+	int max_forwards;		/* OPTIONS: value to send, -1 = copy as is */
 	bool retried;
 
 	struct dns_query *dq;
@@ -152,6 +153,8 @@ bool conn_io_splice(int from, const int p[2], size_t *inpipe, bool *rready,
  * Returns 0, or the status to answer with and a one-sentence *detail. */
 int proxy_route(struct conn *c, const char **detail);
 enum { ROUTE_OK = 0, ROUTE_BLOCKED, ROUTE_SELF };
+/* proxy_route() result: OPTIONS with Max-Forwards 0, sluice answers. */
+#define ROUTE_ANSWER_OPTIONS 200
 /* proxy_route.c: may sluice connect to sa (checked after DNS)? */
 int proxy_route_dest(const struct worker *w, const struct sockaddr *sa);
 

@@ -117,6 +117,11 @@ proxy_head_request(struct conn *c, struct buf *out)
 			continue;
 		if (f->id == H_HOST)
 			continue;
+		if (f->id == H_MAX_FORWARDS && r->max_forwards >= 0) {
+			if (buf_printf(out, "Max-Forwards: %d\r\n", r->max_forwards) < 0)
+				return -1;
+			continue;
+		}
 		if (f->id == H_X_FORWARDED_FOR && cf->x_forwarded_for != XFF_TRANSPARENT) {
 			xff_seen = true;
 			continue;

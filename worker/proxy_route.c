@@ -81,6 +81,34 @@ route_target(struct conn *c, const char **detail)
 	return 0;
 }
 
+/* The Max-Forwards value of a request: -1 when absent, -2 when invalid
+ * (not 1*DIGIT, or given twice).  Large values are capped: only the
+ * count down matters. */
+static int
+route_max_forwards(const struct req *r)
+{
+	int found = -1;
+
+	for (unsigned i = 0; i < r->msg.nfields; i++) {
+		const struct http_field *f = &r->fields[i];
+		const char *v = r->hdr + f->value_off;
+		long n = 0;
+
+		if (f->id != H_MAX_FORWARDS)
+			continue;
+		if (found != -1 || f->value_len == 0)
+			return -2;
+		for (uint32_t k = 0; k < f->value_len; k++) {
+			if (v[k] < '0' || v[k] > '9')
+				return -2;
+			if (n < 1000000)
+				n = n * 10 + (v[k] - '0');
+		}
+		found = (int)n;
+	}
+	return found;
+}
+
 /* Check a parsed request and fill in where it goes; see conn_int.h. */
 int
 proxy_route(struct conn *c, const char **detail)
@@ -101,6 +129,18 @@ proxy_route(struct conn *c, const char **detail)
 	if (m->method == M_TRACE) {
 		*detail = "TRACE is not allowed through this proxy.";
 		return 405;
+	}
+	/* Max-Forwards (RFC 9110 7.6.2): on OPTIONS we must count it down,
+	 * and answer ourselves when it reaches us at 0. */
+	if (m->method == M_OPTIONS) {
+		int mf = route_max_forwards(r);
+		if (mf == -2) {
+			*detail = "Max-Forwards must be a single decimal number.";
+			return 400;
+		}
+		if (mf == 0)
+			return ROUTE_ANSWER_OPTIONS;
+		r->max_forwards = mf > 0 ? mf - 1 : -1;
 	}
 	if (proxy_head_via_loop(c)) {
 		*detail = "This request has already passed through this proxy (forwarding loop).";

@@ -283,4 +283,38 @@ def _():
     expect_eq(r.header("X-E2E"), "1", "end-to-end field")
 
 
+@case("OPTIONS with Max-Forwards: 0 is answered by sluice, never forwarded")
+def _():
+    o = fresh()
+    r = get(S["sl"].port, o.url("/mf"), method="OPTIONS", headers=[("Max-Forwards", "0")])
+    expect_eq(r.status, 200, "status")
+    expect("OPTIONS" in (r.header("Allow") or ""), "Allow header", r.headers)
+    expect_eq(len(o.requests), 0, "requests at the origin")
+
+
+@case("OPTIONS with Max-Forwards: 3 reaches the origin with 2")
+def _():
+    o = fresh()
+    r = get(S["sl"].port, o.url("/mf"), method="OPTIONS", headers=[("Max-Forwards", "3")])
+    expect_eq(r.status, 200, "status")
+    req = last_req(o)
+    expect_eq(req.header_all("Max-Forwards"), ["2"], "Max-Forwards", req.headers)
+
+
+@case("Max-Forwards on GET is forwarded untouched")
+def _():
+    o = fresh()
+    get(S["sl"].port, o.url("/mfg"), headers=[("Max-Forwards", "0")])
+    req = last_req(o)
+    expect_eq(req.header_all("Max-Forwards"), ["0"], "Max-Forwards", req.headers)
+
+
+@case("OPTIONS with a malformed Max-Forwards gets 400, origin untouched")
+def _():
+    o = fresh()
+    r = get(S["sl"].port, o.url("/mf"), method="OPTIONS", headers=[("Max-Forwards", "1x")])
+    expect_error_page(r, (400,), close=True)
+    expect_eq(len(o.requests), 0, "requests at the origin")
+
+
 main(setup=setup)
