@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/fault.h"
 
 int
 buf_reserve(struct buf *b, size_t cap)
@@ -37,7 +38,7 @@ buf_reserve(struct buf *b, size_t cap)
 	if (cap == 0)
 		return 0;	/* nothing to allocate; writes will fail */
 	/* realloc(NULL, n) is malloc: one path for first use and growth. */
-	if ((p = realloc(b->data, cap)) == NULL) {
+	if (fault_fail("buf_alloc") || (p = realloc(b->data, cap)) == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}

@@ -76,13 +76,18 @@ version(void)
 #else
 	printf("libmemcached: not built\n");
 #endif
-	printf("configure: memcached=%s sanitizers=%s\n",
+	printf("configure: memcached=%s sanitizers=%s fault-injection=%s\n",
 #ifdef HAVE_MEMCACHED
 	    "yes",
 #else
 	    "no",
 #endif
 #ifdef SLUICE_SANITIZERS
+	    "yes",
+#else
+	    "no",
+#endif
+#ifdef SLUICE_FAULT_INJECTION
 	    "yes"
 #else
 	    "no"

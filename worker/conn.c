@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "worker/conn_int.h"
 #include "worker/errpage.h"
@@ -199,7 +200,7 @@ conn_error(struct conn *c, int status, const char *detail)
 	if (r)
 		req_end(c, why, status, raw, buf_len(&c->out));
 	else {
-		/* Nothing parsed (cannot happen today): count, log bare. */
+		/* No request struct (it could not be allocated): log bare. */
 		stat_add(c, conn_ends[why].stat, 1);
 		proxy_head_log(c, status, conn_ends[why].code, NULL, buf_len(&c->out));
 	}
@@ -886,7 +887,8 @@ static struct req *
 req_new(struct conn *c)
 {
 	unsigned cap = (unsigned)c->w->conf->limits.header_fields;
-	struct req *r = calloc(1, sizeof(*r) + 2 * cap * sizeof(struct http_field));
+	struct req *r = fault_fail("req_alloc") ? NULL :
+	    calloc(1, sizeof(*r) + 2 * cap * sizeof(struct http_field));
 
 	if (!r)
 		return NULL;
@@ -937,7 +939,8 @@ step_head(struct conn *c)
 	}
 	if (!c->req) {
 		if (!(c->req = req_new(c))) {
-			c->state = C_CLOSED;
+			/* Out of memory: refuse this request, keep the worker. */
+			conn_error(c, 503, "The proxy is short of memory; try again.");
 			return true;
 		}
 		c->state = C_HEAD;

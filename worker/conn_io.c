@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/fault.h"
 #include "worker/conn_int.h"
 
 /* Read from fd into b.  >0 bytes, 0 EOF, -1 would block, -2 error (errno).
@@ -190,7 +191,7 @@ conn_io_relay(int from, struct buf *b, bool *rready, bool hup, int to, bool *wre
 int
 conn_io_pipes(int cu[2], int uc[2])
 {
-	if (pipe2(cu, O_NONBLOCK | O_CLOEXEC) < 0) {
+	if (fault_fail("pipe") || pipe2(cu, O_NONBLOCK | O_CLOEXEC) < 0) {
 		cu[0] = cu[1] = -1;
 		return -1;
 	}

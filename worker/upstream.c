@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fault.h"
 #include "worker/upstream.h"
 
 struct upool {
@@ -167,6 +168,10 @@ upstream_connect(struct upool *p, const struct sockaddr *sa, socklen_t salen,
 	struct upstream *u;
 	int fd, one = 1, e;
 
+	if (fault_fail("upstream_socket")) {
+		errno = EMFILE;
+		return NULL;
+	}
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;

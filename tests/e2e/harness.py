@@ -288,6 +288,7 @@ class Sluice:
         self.overrides = conf or {}
         self.raw = raw
         self.preexec = None        # e.g. a setrlimit for the daemon
+        self.env = None            # environment of sluice (None: inherit)
         Sluice.instances.append(self)
         _cleanups.append(self._kill_all)
         if start:
@@ -340,7 +341,8 @@ class Sluice:
             self._out = open(self.stdout_path, "ab")
             self.proc = subprocess.Popen([SLUICE, "-d", "-f", self.conf_path],
                                          stdout=self._out, stderr=self._err,
-                                         stdin=subprocess.DEVNULL, preexec_fn=self.preexec)
+                                         stdin=subprocess.DEVNULL, preexec_fn=self.preexec,
+                                         env=self.env)
             if poll(lambda: self.proc.poll() is not None or self._accepts(), timeout):
                 if self.proc.poll() is None:
                     return self
