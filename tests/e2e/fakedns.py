@@ -162,18 +162,25 @@ class FakeDNS:
         self.counts_file = counts_file
         self.verbose = verbose
         self.lock = threading.Lock()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", port))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.tcp.bind(("127.0.0.1", self.port))
-            self.tcp.listen(16)
-        except OSError:
-            # TCP on the same port is a nicety; UDP alone still works.
-            self.tcp.close()
-            self.tcp = None
+        # UDP and TCP on the same port number.  With port 0 the UDP
+        # port the kernel picks may be taken for TCP by another test
+        # running in parallel: pick again until both bind, so truncated
+        # answers always have their TCP retry.
+        for attempt in range(50):
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", port))
+            self.port = self.udp.getsockname()[1]
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+                self.tcp.listen(16)
+                break
+            except OSError:
+                self.tcp.close()
+                self.udp.close()
+                if port != 0 or attempt == 49:
+                    raise
         self.sel = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         self.pending = []          # heap of (when, seq, send-function)
