@@ -103,6 +103,7 @@ errpage_build(struct buf *out, int status, const char *detail,
 	if (buf_reserve(out, out->cap ? out->cap : 16384) < 0)
 		return -1;
 	buf_compact(out);
+	size_t mark = out->wpos;	/* on failure, leave nothing behind */
 	if (buf_printf(out,
 	    "HTTP/1.1 %d %s\r\n"
 	    "Server: sluice\r\n"
@@ -111,9 +112,10 @@ errpage_build(struct buf *out, int status, const char *detail,
 	    "Cache-Control: no-store\r\n"
 	    "%s"
 	    "\r\n", status, reason, blen,
-	    close ? "Connection: close\r\n" : "") < 0)
+	    close ? "Connection: close\r\n" : "") < 0 ||
+	    buf_append(out, body, (size_t)blen) < 0) {
+		out->wpos = mark;
 		return -1;
-	if (buf_append(out, body, (size_t)blen) < 0)
-		return -1;
+	}
 	return blen;
 }
