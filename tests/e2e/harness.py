@@ -345,6 +345,10 @@ class Sluice:
                                          env=self.env)
             if poll(lambda: self.proc.poll() is not None or self._accepts(), timeout):
                 if self.proc.poll() is None:
+                    # The master listens before it forks: wait for the
+                    # workers too, so a test that records worker pids
+                    # sees them all (not fatal: some tests kill them).
+                    self.wait_workers(timeout=5)
                     return self
             rc = self.proc.poll()
             last = self.stderr_text()[-2000:]

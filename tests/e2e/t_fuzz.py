@@ -112,6 +112,7 @@ def exchange(port, data, timeout=3.0):
 def fuzz_requests():
     rng = random.Random(SEED)
     sl, o = S["sl"], S["o"]
+    expect(sl.wait_workers(), "workers did not start")
     pids = sorted(sl.worker_pids())
     url = o.url("/f").encode()
     host = ("127.0.0.1:%d" % o.port).encode()
@@ -135,6 +136,7 @@ def fuzz_requests():
 def fuzz_responses():
     rng = random.Random(SEED + 1)
     sl = S["sl"]
+    expect(sl.wait_workers(), "workers did not start")
     pids = sorted(sl.worker_pids())
     bad = []
     for i in range(ROUNDS // 3):
