@@ -166,6 +166,11 @@ conn_error(struct conn *c, int status, const char *detail)
 	const char *url = NULL;
 	size_t url_len = 0;
 
+	if (r && r->dq) {
+		/* A late answer must not restart an answered request. */
+		dns_cancel(c->w->dns, r->dq);
+		r->dq = NULL;
+	}
 	if (r && r->head_sent) {
 		/* Too late for a page: the client sees the transfer cut. */
 		log_info("client %s: %s after the response head; closing", c->peer_str, detail);
@@ -188,7 +193,8 @@ conn_error(struct conn *c, int status, const char *detail)
 		url = raw + r->msg.target_off;
 		url_len = r->msg.target_len;
 	}
-	buf_consume(&c->out, buf_len(&c->out));
+	/* c->out may hold complete interim (1xx) heads already relayed in
+	 * part: the page goes after them, never in the middle of one. */
 	if (buf_reserve(&c->out, BODY_BUF) < 0 ||
 	    errpage_build(&c->out, status, detail, url, url_len,
 	    c->w->conf->visible_hostname, true) < 0) {
@@ -336,6 +342,8 @@ dns_done(void *arg, const struct dns_result *res)
 	struct req *r = c->req;
 
 	r->dq = NULL;
+	if (c->state != C_RESOLVE)
+		return;		/* answered meanwhile (a timeout, an error) */
 	if (res->status != DNS_OK || res->naddrs == 0) {
 		char msg[400];
 		if (res->status == DNS_TIMEOUT) {
@@ -541,7 +549,10 @@ response_head(struct conn *c)
 	} else if (m->status < 200) {
 		/* Interim response: relay it (1.1 clients) and parse the next. */
 		if (client11) {
-			buf_reserve(&c->out, BODY_BUF);
+			if (buf_reserve(&c->out, BODY_BUF) < 0) {
+				conn_error(c, 503, "Out of memory.");
+				return;
+			}
 			buf_compact(&c->out);
 			if (proxy_head_response(c, buf_rptr(&u->in), &c->out) < 0) {
 				conn_error(c, 502, "The origin's interim response is too large.");
@@ -566,8 +577,10 @@ response_head(struct conn *c)
 		r->close_after = true;
 	if (r->rq != RQ_DONE) {
 		/* The origin answered before the request body ended: the rest
-		 * of the body would be parsed as a request; close after. */
+		 * of the body would be parsed as a request; close after, and
+		 * never pool this origin connection (HOSTILE #51). */
 		r->close_after = true;
+		r->early = true;
 	}
 	if (c->w->stopping)
 		r->close_after = true;
@@ -788,7 +801,7 @@ finish_request(struct conn *c)
 
 	req_end(c, r->rmsg.status == 101 ? END_TUNNEL : END_DONE, r->status, r->hdr, 0);
 	if (u) {
-		bool reuse = r->rq == RQ_DONE && r->rmsg.body != BODY_CLOSE &&
+		bool reuse = r->rq == RQ_DONE && !r->early && r->rmsg.body != BODY_CLOSE &&
 		    !(r->rmsg.flags & (MF_CONN_CLOSE | MF_MUST_CLOSE)) &&
 		    !c->w->stopping;
 		c->up = NULL;

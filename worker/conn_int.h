@@ -82,6 +82,7 @@ struct req {
 	char ctype[64];
 
 	bool close_after;		/* close the client after this response */
+	bool early;			/* response began before the request body ended */
 	bool up_eof, shut_up, shut_client;	/* tunnel half-close state */
 	int pipe_cu[2], pipe_uc[2];	/* spliced tunnel pipes, -1 when unused */
 	size_t in_cu, in_uc;		/* bytes parked in each pipe */

@@ -97,12 +97,21 @@ upool_get(struct upool *p, const char *key)
 void
 upool_put(struct upool *p, struct upstream *u)
 {
+	char b;
+	ssize_t pk;
+
 	u->owner = NULL;
-	/* Unread bytes after a complete response: never reuse (#51). */
-	if (buf_len(&u->in) > 0 || buf_len(&u->out) > 0 || p->max_idle == 0) {
+	/* Unread bytes after a complete response, in our buffer or still in
+	 * the socket (their edge may have been used while the connection
+	 * was busy), or the origin's FIN: never reuse (HOSTILE #51, F22).
+	 * Otherwise the next client would read them as its response. */
+	pk = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (buf_len(&u->in) > 0 || buf_len(&u->out) > 0 || p->max_idle == 0 ||
+	    u->hup || pk >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
 		upstream_close(p, u);
 		return;
 	}
+	u->rd_ready = false;
 	if (p->nidle >= p->max_idle) {
 		/* Evict the oldest idle connection. */
 		struct upstream *old = p->head;

@@ -311,6 +311,42 @@ def trickle():
 T.append(("F10 trickling origin: complete body, other clients unaffected", trickle))
 
 
+def fin_while_busy():
+    # F22/#51: the origin sends a complete response and closes at once
+    # (no Connection: close).  The FIN arrives while the proxy is still
+    # busy relaying the body to a slow client, so its event is spent on
+    # a connection that is not reading.  That connection must not be
+    # pooled: a later POST (never retried) would get a dead socket.
+    size = 4 << 20
+
+    def h(conn):
+        req = conn.read_request()
+        if req.target == "/big":
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            try:
+                conn.sock.sendall(b"b" * size)
+            except OSError:
+                pass
+            conn.close()
+        else:
+            conn.send(response(200, b"ok " + req.method.encode()))
+    o = new_origin(h)
+    sl = Sluice(workers=1)
+    a = Client(sl.port)
+    a.send(build("GET", o.url("/big")))
+    # let the origin finish and close while the proxy waits on client A
+    expect(poll(lambda: o.conns and o.conns[0].closed, 10), "origin did not close")
+    r = a.read_response()
+    expect_eq((r.status, len(r.body)), (200, size), "big response")
+    b = Client(sl.port)
+    b.send(build("POST", o.url("/post"), [("Connection", "close")], body=b"payload"))
+    r = b.read_response()
+    expect_eq((r.status, r.body), (200, b"ok POST"), "POST after the origin closed its connection")
+
+
+T.append(("F22 origin FIN while the response is still being relayed: not pooled", fin_while_busy))
+
+
 def setup():
     S["sl"] = Sluice(workers=1)
 
