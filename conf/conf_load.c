@@ -71,6 +71,10 @@ fail(struct loadctx *ctx, const config_setting_t *s, const char *dir,
 		vsnprintf(ctx->err + n, ctx->errlen - n, fmt, ap);
 		va_end(ap);
 	}
+	/* Values are quoted in the message: keep it one printable line. */
+	for (char *p = ctx->err; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -1;
 }
 
@@ -633,6 +637,27 @@ check_conf(struct loadctx *ctx, struct sluice_conf *c)
 	if (c->nlisten == 0)
 		return fail(ctx, config_lookup(ctx->cfg, "listen"), "listen",
 		    "at least one listener is required");
+
+	/* Two listeners on one address and port would share one socket and
+	 * one of them would never apply (e.g. a reverse and a forward). */
+	for (size_t j = 1; j < c->nlisten; j++) {
+		struct cidr a, b;
+		const char *why;
+
+		if (netaddr_cidr_parse(c->listen[j].address, &a, &why) != 0)
+			continue;
+		for (size_t i = 0; i < j; i++) {
+			if (c->listen[i].port != c->listen[j].port ||
+			    netaddr_cidr_parse(c->listen[i].address, &b, &why) != 0 ||
+			    memcmp(a.addr, b.addr, 16) != 0)
+				continue;
+			return fail(ctx, config_setting_get_elem(
+			    config_lookup(ctx->cfg, "listen"), (unsigned)j),
+			    "listen", "%s port %d is already used by the listener "
+			    "at line %d", c->listen[j].address, c->listen[j].port,
+			    c->listen[i].line);
+		}
+	}
 
 	c->memcached_set = config_lookup(ctx->cfg, "memcached") != NULL;
 	if (c->memcached.nservers > 0 && c->memcached.secret[0] == '\0') {

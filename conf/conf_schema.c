@@ -176,6 +176,51 @@ check_acl_name(const char *s, const char **why)
 	return 0;
 }
 
+/* visible_hostname goes into Via headers and pages: a DNS-style name. */
+static int
+check_hostname(const char *s, const char **why)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 255 || strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n) {
+		*why = "must be a host name: 1 to 255 letters, digits, '.' and '-'";
+		return -1;
+	}
+	return 0;
+}
+
+/* Files are reopened after the daemon's chdir("/"): absolute paths only. */
+static int
+check_abs_path(const char *s, const char **why)
+{
+	if (s[0] != '/') {
+		*why = "must be an absolute path";
+		return -1;
+	}
+	return 0;
+}
+
+/* error_log: "syslog", "stderr" or an absolute path. */
+static int
+check_log_target(const char *s, const char **why)
+{
+	if (strcmp(s, "syslog") == 0 || strcmp(s, "stderr") == 0)
+		return 0;
+	if (s[0] != '/') {
+		*why = "must be \"syslog\", \"stderr\" or an absolute path";
+		return -1;
+	}
+	return 0;
+}
+
+/* access_log.path: "" (no log) or an absolute path. */
+static int
+check_opt_abs_path(const char *s, const char **why)
+{
+	return s[0] == '\0' ? 0 : check_abs_path(s, why);
+}
+
 static int
 check_nonempty(const char *s, const char **why)
 {
@@ -273,21 +318,21 @@ const struct conf_directive conf_schema[] = {
 	  RANGE(0, 256), .flags = R,
 	  .doc = "number of worker processes; 0 means one per CPU" },
 	{ .name = "pidfile", .type = CONF_T_STRING, C(pidfile),
-	  .def = "/run/sluice.pid", .check = check_nonempty,
+	  .def = "/run/sluice.pid", .check = check_abs_path,
 	  .doc = "file the master writes its process id to" },
 	{ .name = "error_log", .type = CONF_T_STRING, C(error_log),
-	  .def = "syslog", .check = check_nonempty, .flags = R,
+	  .def = "syslog", .check = check_log_target, .flags = R,
 	  .doc = "where errors go: \"syslog\", \"stderr\" or a file path" },
 	{ .name = "access_log", .type = CONF_T_SECTION, .flags = R,
 	  .doc = "the access log: one line per request" },
 	{ .name = "access_log.path", .type = CONF_T_STRING, C(access_log_path),
-	  .def = "/var/log/sluice/access.log", .flags = R,
+	  .def = "/var/log/sluice/access.log", .check = check_opt_abs_path, .flags = R,
 	  .doc = "access log file; \"\" disables the access log" },
 	{ .name = "access_log.format", .type = CONF_T_ENUM,
 	  C(access_log_format), .def = "squid", .enums = e_logfmt, .flags = R,
 	  .doc = "line format: \"squid\" (native) or \"combined\"" },
 	{ .name = "visible_hostname", .type = CONF_T_STRING,
-	  C(visible_hostname), .check = check_nonempty, .flags = R,
+	  C(visible_hostname), .check = check_hostname, .flags = R,
 	  .doc = "name used in Via headers and error pages; default: the host name" },
 	{ .name = "x_forwarded_for", .type = CONF_T_ENUM, C(x_forwarded_for),
 	  .def = "add", .enums = e_xff, .flags = R,
@@ -306,7 +351,9 @@ const struct conf_directive conf_schema[] = {
 	  .doc = "ports a CONNECT request may reach" },
 	{ .name = "blocked_destinations", .type = CONF_T_CIDRLIST,
 	  CL(blocked_destinations, nblocked_destinations),
-	  .def = "127.0.0.0/8,::1/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,::ffff:127.0.0.0/104",
+	  .def = "127.0.0.0/8,::1/128,::/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,"
+	    "::ffff:127.0.0.0/104,64:ff9b::7f00:0/104,fd00:ec2::254/128,"
+	    "100.100.100.200/32,192.0.0.192/32",
 	  .flags = R,
 	  .doc = "networks never connected to, checked on the resolved address" },
 	{ .name = "dns", .type = CONF_T_SECTION, .flags = R,

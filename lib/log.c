@@ -53,9 +53,11 @@ static const char *const level_names[] = {
 static int
 log_open_file(const char *path)
 {
-	/* O_NONBLOCK matters for a FIFO target; regular files ignore it. */
+	/* O_NONBLOCK matters for a FIFO target; regular files ignore it.
+	 * O_NOFOLLOW: the log is opened as root, in a folder the run user
+	 * may own: a symlink planted there must not be followed. */
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOCTTY | O_NONBLOCK, 0640);
+	    O_NOCTTY | O_NONBLOCK | O_NOFOLLOW, 0640);
 }
 
 /* Forget the current target (leaves stderr open: it is not ours). */

@@ -376,7 +376,7 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 	m->conf_path = conf_path;
 	m->foreground = foreground;
 	m->attached = true;
-	m->pid_fd = m->death_rd = m->death_wr = -1;
+	m->pid_fd = m->lock_fd = m->ready_fd = m->death_rd = m->death_wr = -1;
 
 	if (log_open(foreground ? "stderr" : conf->error_log, "sluice") < 0) {
 		fprintf(stderr, "sluice: cannot open error log %s: %s\n",
@@ -395,7 +395,8 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 	if ((m->stats = shm_stats_create(SHM_STATS_SLOTS)) == NULL)
 		master_die(m, "cannot map the stats region: %s", strerror(errno));
 	master_raise_nofile();
-	if (getuid() == 0) {
+	/* Real or effective root (a setuid binary too): always drop. */
+	if (getuid() == 0 || geteuid() == 0) {
 		const char *lf = !foreground && is_log_file(conf->error_log) ?
 		    conf->error_log : NULL;
 
@@ -412,6 +413,9 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 		m->attached = false;
 	}
 	m->pid = getpid();
+	m->ready_fd = ready;
+	/* Handlers first: once the pid is in the file, `-s reopen` may come. */
+	master_signals(&waitmask);
 	if (master_daemon_pidfile_write(m) < 0)
 		master_die(m, "cannot write pidfile %s: %s", m->pid_path,
 		    strerror(errno));
@@ -419,12 +423,12 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 		master_die(m, "pipe: %s", strerror(errno));
 	m->death_rd = p[0];
 	m->death_wr = p[1];
-	master_signals(&waitmask);
 	master_spawn_gen(m, g);
 	log_notice("sluice %s started, %u workers, generation %u",
 	    PACKAGE_VERSION, g->nworkers, g->id);
 	if (ready >= 0)
 		master_daemon_ready(ready);
+	m->ready_fd = -1;
 
 	while (master_turn(m, &waitmask))
 		;

@@ -72,7 +72,9 @@ struct master {
 	struct master_worker w[SHM_STATS_SLOTS];
 	struct stats_sh *stats;
 
-	int pid_fd;			/* locked pidfile, -1 when none */
+	int pid_fd;			/* pidfile, writable, master only; -1 when none */
+	int lock_fd;			/* read-only, flock'ed, inherited by workers */
+	int ready_fd;			/* daemon start-up pipe until "started" is sent */
 	char *pid_path;
 	int death_rd, death_wr;		/* workers see EOF on death_rd when we die */
 };

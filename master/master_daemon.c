@@ -24,11 +24,14 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +57,50 @@ pidfile_read_fd(int fd)
 		return 0;
 	b[n] = '\0';
 	pid = strtol(b, &end, 10);
-	if (end == b || pid <= 0 || (*end != '\n' && *end != '\0'))
+	/* pid_t is 32 bits: 4294967295 must not become kill(-1, ...). */
+	if (end == b || pid <= 0 || pid > INT_MAX ||
+	    (*end != '\n' && *end != '\0'))
 		return 0;
 	return pid;
+}
+
+/* Is pid the master of this pidfile?  Only the master holds it open for
+ * writing (workers hold the read-only lock descriptor): look for a
+ * descriptor of pid on the same inode whose access mode is O_RDWR.  This
+ * keeps -s from signalling a reused pid or a pid planted in the file. */
+static bool
+pidfile_is_master(long pid, int fd)
+{
+	struct stat want, st;
+	char dir[64], path[512], line[128];
+	DIR *d;
+	struct dirent *e;
+	bool found = false;
+
+	if (fstat(fd, &want) < 0)
+		return false;
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
+	if ((d = opendir(dir)) == NULL)
+		return false;
+	while (!found && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) < 0 || st.st_dev != want.st_dev ||
+		    st.st_ino != want.st_ino)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, "flags:", 6) == 0 &&
+			    (strtol(line + 6, NULL, 8) & O_ACCMODE) == O_RDWR)
+				found = true;
+		fclose(f);
+	}
+	closedir(d);
+	return found;
 }
 
 int
@@ -73,10 +117,24 @@ master_daemon_pidfile_lock(struct master *m, const char *path, char *err,
 		    strerror(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	/* The lock is held on a second, read-only description of the same
+	 * file: workers inherit that one (a new master must not start beside
+	 * orphan workers, F4) but cannot write a pid into the file; the
+	 * writable descriptor stays in the master alone. */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	int lfd = open(self, O_RDONLY | O_CLOEXEC);
+	if (lfd < 0) {
+		snprintf(err, errlen, "cannot reopen pidfile %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		long pid = pidfile_read_fd(fd);
 
+		close(lfd);
 		close(fd);
 		if (e == EWOULDBLOCK)
 			snprintf(err, errlen, "another instance is running"
@@ -87,6 +145,7 @@ master_daemon_pidfile_lock(struct master *m, const char *path, char *err,
 		return -1;
 	}
 	m->pid_fd = fd;
+	m->lock_fd = lfd;
 	if ((m->pid_path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -121,6 +180,9 @@ master_daemon_pidfile_remove(struct master *m)
 	}
 	close(m->pid_fd);
 	m->pid_fd = -1;
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	m->lock_fd = -1;
 	free(m->pid_path);
 	m->pid_path = NULL;
 }
@@ -220,8 +282,15 @@ master_daemon_drop(const struct sluice_conf *c, const char *logfile,
 		/* O_NOFOLLOW + fchown: never hand over a symlink's target. */
 		int fd = open(logfile, O_WRONLY | O_APPEND | O_NOFOLLOW |
 		    O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		struct stat st;
 
-		if (fd < 0 || fchown(fd, uid, gid) < 0)
+		/* Only a plain file with one name: never a device such as
+		 * /dev/null, nor a hard link to somebody else's file. */
+		if (fd >= 0 && fstat(fd, &st) == 0 &&
+		    (!S_ISREG(st.st_mode) || st.st_nlink != 1))
+			log_notice("error log %s is not a plain file; not giving"
+			    " it to user %s", logfile, c->user);
+		else if (fd < 0 || fchown(fd, uid, gid) < 0)
 			log_warn("cannot give error log %s to user %s: %m",
 			    logfile, c->user);
 		if (fd >= 0)
@@ -293,6 +362,12 @@ master_daemon_signal(const char *pidfile, const char *signame)
 		else
 			fprintf(stderr, "sluice: no running instance (pidfile"
 			    " %s: empty)\n", pidfile);
+		return 1;
+	}
+	if (pid > 0 && !pidfile_is_master(pid, fd)) {
+		close(fd);
+		fprintf(stderr, "sluice: pid %ld in pidfile %s is not the sluice"
+		    " master holding it; not signalling it\n", pid, pidfile);
 		return 1;
 	}
 	close(fd);

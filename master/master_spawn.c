@@ -80,6 +80,12 @@ spawn_child(struct master *m, unsigned slot)
 	if ((fl = fcntl(m->death_rd, F_GETFD)) >= 0)
 		fcntl(m->death_rd, F_SETFD, fl & ~FD_CLOEXEC);
 	master_listen_close_others(m, g);
+	/* Workers keep only the read-only lock on the pidfile: never the
+	 * writable descriptor, nor the daemon's start-up pipe. */
+	if (m->pid_fd >= 0)
+		close(m->pid_fd);
+	if (m->ready_fd >= 0)
+		close(m->ready_fd);
 	memset(&a, 0, sizeof(a));
 	a.conf = g->conf;
 	a.listen_fds = g->fds;

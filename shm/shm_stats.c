@@ -55,13 +55,15 @@ void
 shm_stats_destroy(struct stats_sh *s)
 {
 	if (s != NULL)
-		munmap(s, shm_stats_size(s->nslots));
+		/* The header is writable by every worker: never trust its
+		 * size for the unmap; the region is always SHM_STATS_SLOTS. */
+		munmap(s, shm_stats_size(SHM_STATS_SLOTS));
 }
 
 struct stats_slot_sh *
 shm_stats_slot(struct stats_sh *s, unsigned slot)
 {
-	if (s == NULL || s->magic != SHM_STATS_MAGIC || slot >= s->nslots ||
+	if (s == NULL || s->magic != SHM_STATS_MAGIC || slot >= s->nslots || slot >= SHM_STATS_SLOTS ||
 	    s->slot[slot].magic != SHM_STATS_MAGIC)
 		return NULL;
 	return &s->slot[slot];
@@ -74,7 +76,7 @@ shm_stats_total(const struct stats_sh *s, enum shm_stat_id id)
 
 	if (s == NULL || s->magic != SHM_STATS_MAGIC || (unsigned)id >= STAT__COUNT)
 		return 0;
-	for (unsigned i = 0; i < s->nslots; i++)
+	for (unsigned i = 0; i < s->nslots && i < SHM_STATS_SLOTS; i++)
 		sum += __atomic_load_n(&s->slot[i].c[id], __ATOMIC_RELAXED);
 	return sum;
 }

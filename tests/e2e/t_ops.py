@@ -440,6 +440,70 @@ T.append(("WebSocket: 101 relayed, 10 KB echoed byte-exact, half-close then clea
 # ---------------------------------------------------------------------------
 # 10. the shipped sample config loads
 
+def signal_foreign_pid():
+    """-s never signals a process that is not the sluice master holding
+    the pidfile: a pid planted in a locked pidfile, and one that only
+    matches after truncation to 32 bits (2^32 + pid), are refused."""
+    tmp = tempdir()
+    pidfile = os.path.join(tmp, "x.pid")
+    conf = os.path.join(tmp, "x.conf")
+    with open(conf, "w") as f:
+        f.write('listen = ({ address = "127.0.0.1"; port = %d; });\npidfile = "%s";\n'
+                % (free_port(), pidfile))
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        for planted in (victim.pid, (1 << 32) + victim.pid):
+            with open(pidfile, "w") as f:
+                f.write("%d\n" % planted)
+            # hold the lock as a running instance would
+            holder = subprocess.Popen(["flock", pidfile, "sleep", "30"])
+            try:
+                expect(poll(lambda: subprocess.run(["flock", "-n", pidfile, "true"]).returncode != 0, 5),
+                       "lock not taken")
+                rc, out = run_sluice(["-f", conf, "-s", "stop"])
+                expect_eq(rc, 1, "exit code of -s stop", out)
+                expect(victim.poll() is None, "the planted pid %d was signalled" % planted)
+            finally:
+                holder.kill()
+                holder.wait()
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+T.append(("-s refuses a pid that is not the master holding the pidfile (also 2^32 + pid)",
+          signal_foreign_pid))
+
+
+def log_symlink():
+    """The error log is opened as root: a symlink planted in the log
+    folder (which the run user may own) is not followed."""
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    tmp = tempdir()
+    logdir = os.path.join(tmp, "log")
+    os.mkdir(logdir)
+    victim = os.path.join(tmp, "victim")
+    with open(victim, "w") as f:
+        f.write("secret\n")
+    os.chmod(victim, 0o600)
+    os.symlink(victim, os.path.join(logdir, "error.log"))
+    conf = os.path.join(tmp, "s.conf")
+    with open(conf, "w") as f:
+        f.write('listen = ({ address = "127.0.0.1"; port = %d; });\npidfile = "%s/s.pid";\n'
+                'error_log = "%s/error.log";\nuser = "nobody"; group = "nogroup";\n'
+                'access_log = { path = ""; };\n' % (free_port(), tmp, logdir))
+    rc, out = run_sluice(["-f", conf], timeout=20)
+    if rc == 0:
+        run_sluice(["-f", conf, "-s", "stop"])
+    expect(rc != 0, "started with a symlinked error log", out)
+    with open(victim) as f:
+        expect_eq(f.read(), "secret\n", "the symlink's target")
+
+
+T.append(("error log: a planted symlink is not followed (startup fails, target untouched)", log_symlink))
+
+
 def sample_config():
     path = os.path.join(SRCDIR, "conf", "sluice.conf")
     expect(os.path.exists(path), "no %s" % path)

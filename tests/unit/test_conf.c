@@ -123,9 +123,15 @@ test_defaults(void **state)
 	assert_true(netaddr_cidr_match_any(c->clients, c->nclients, lo));
 	assert_int_equal(c->nconnect_ports, 1);
 	assert_int_equal(c->connect_ports[0], 443);
-	assert_int_equal(c->nblocked_destinations, 6);
+	assert_int_equal(c->nblocked_destinations, 11);
 	assert_true(netaddr_cidr_match_any(c->blocked_destinations,
 	    c->nblocked_destinations, lo));
+	{
+		/* "::" reaches this host too (HOSTILE 5): blocked by default */
+		static const uint8_t any6[16] = { 0 };
+		assert_true(netaddr_cidr_match_any(c->blocked_destinations,
+		    c->nblocked_destinations, any6));
+	}
 	assert_int_equal(c->ndns_servers, 0);
 	assert_int_equal(c->dns_negative_ttl, 30);
 	assert_int_equal(c->timeouts.client_header, 30);
@@ -201,6 +207,16 @@ struct err_case {
 };
 
 static const struct err_case err_cases[] = {
+	{ "host name with CR LF (header injection)", "bad_hostname.conf",
+	  "bad_hostname.conf:3: visible_hostname: \"h??X-Injected: yes\" must be "
+	  "a host name" },
+	{ "relative pidfile", "relative_pidfile.conf",
+	  "relative_pidfile.conf:3: pidfile: \"sluice.pid\" must be an absolute path" },
+	{ "relative error_log", "relative_log.conf",
+	  "relative_log.conf:3: error_log: \"logs/error.log\" must be \"syslog\"" },
+	{ "two listeners on one address and port", "dup_listen.conf",
+	  "dup_listen.conf:4: listen: 127.0.0.1 port 3128 is already used by the "
+	  "listener at line 3" },
 	{ "unknown directive with suggestion", "unknown.conf",
 	  "unknown.conf:3: unknown directive \"wokers\" (did you mean \"workers\"?)" },
 	{ "nested unknown directive", "nested_unknown.conf",
