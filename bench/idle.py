@@ -155,6 +155,7 @@ listen = ( {{ address = "127.0.0.1"; port = {port}; }} );
 clients = [ "127.0.0.0/8" ];
 blocked_destinations = [];
 timeouts = {{ keepalive = 600; client_header = 600; }};
+limits = {{ client_connections = 0; }};
 user = "root"; group = "root";
 """)
     p = subprocess.Popen([binary, "-d", "-f", conf], stderr=subprocess.DEVNULL)
