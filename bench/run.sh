@@ -391,6 +391,19 @@ run_http() {
 # deadline; throughput = bytes received / wall time of the whole run.
 
 # connect_loop OUTFILE DEADLINE_US CURL-ARGS...: one client loop.
+# CPU ticks (utime + stime) of a process and all its descendants: how
+# much of the shared core the proxy and the origin each used.
+tree_ticks() {
+	local pid=$1 total=0 f c
+	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || { echo 0; return; }
+	f=$(cut -d' ' -f14,15 "/proc/$pid/stat")
+	total=$((${f% *} + ${f#* }))
+	for c in $(pgrep -P "$pid" 2>/dev/null); do
+		total=$((total + $(tree_ticks "$c")))
+	done
+	echo "$total"
+}
+
 connect_loop() {
 	local outf=$1 deadline=$2 n=0 bytes=0 fail=0 got b
 	shift 2
@@ -454,6 +467,9 @@ run_connect() {
 	wait "${loops[@]}" || true
 	for i in "${loops[@]}"; do forget_pid "$i"; done
 	loops=()
+	local pt0 ot0 pt1 ot1 hz
+	hz=$(getconf CLK_TCK)
+	pt0=$(tree_ticks "${PEER_PID:-}") ot0=$(tree_ticks "$ORIGIN_PID")
 	start=${EPOCHREALTIME/./}
 	deadline=$((start + DURATION * 1000000))
 	for ((i = 0; i < PARALLEL; i++)); do
@@ -476,8 +492,14 @@ run_connect() {
 		record_connect "$test" "$peer" failed - - - - - "no download completed"
 		return 0
 	fi
-	record_connect "$test" "$peer" ok "$gbps" "$bytes" "$wall_s" "$n" "$fail" ""
-	log "$peer $test: $gbps GB/s ($n downloads, $fail failed, ${wall_s}s)"
+	pt1=$(tree_ticks "${PEER_PID:-}") ot1=$(tree_ticks "$ORIGIN_PID")
+	# CPU seconds per GB moved, for the proxy and for the origin that
+	# shares its core: says which of the two sets the figure.
+	local cpu
+	cpu=$(awk -v p=$((pt1 - pt0)) -v o=$((ot1 - ot0)) -v hz="$hz" -v b="$bytes" \
+		'BEGIN { printf "cpu s/GB: proxy %.3f, origin %.3f", p / hz / (b / 1e9), o / hz / (b / 1e9) }')
+	record_connect "$test" "$peer" ok "$gbps" "$bytes" "$wall_s" "$n" "$fail" "$cpu"
+	log "$peer $test: $gbps GB/s ($n downloads, $fail failed, ${wall_s}s; $cpu)"
 }
 
 # ---------------------------------------------------------------------
