@@ -299,6 +299,17 @@ def serve(fn=None, keepalive=True):
     return handler
 
 
+def echo(seconds=60):
+    """A handler for tunnel tests: echo every byte back until the client
+    closes or `seconds` pass."""
+    def handler(conn):
+        deadline = time.monotonic() + seconds
+        while conn._recv_more(deadline):
+            d, conn.buf = conn.buf, b""
+            conn.send(d)
+    return handler
+
+
 def canned(data, close=False):
     """A handler that answers each request with the same raw bytes (or,
     with a list, the i-th request with data[i]); close after answering."""

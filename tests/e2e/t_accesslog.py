@@ -204,13 +204,7 @@ def setup():
     S["o"] = new_origin()
     S["short"] = new_origin(canned(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
                                    close=True))
-
-    def echo(conn):
-        deadline = time.monotonic() + 30
-        while conn._recv_more(deadline):
-            d, conn.buf = conn.buf, b""
-            conn.send(d)
-    S["echo"] = new_origin(echo)
+    S["echo"] = new_origin(echo(30))
     S["sq"] = Sluice({"connect_ports": [S["echo"].port]})
     S["co"] = Sluice({"access_log": {"format": "combined"}})
 
