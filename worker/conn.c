@@ -193,22 +193,26 @@ conn_error(struct conn *c, int status, const char *detail)
 		url = raw + r->msg.target_off;
 		url_len = r->msg.target_len;
 	}
-	/* c->out may hold complete interim (1xx) heads already relayed in
-	 * part: the page goes after them, never in the middle of one. */
-	if (buf_reserve(&c->out, BODY_BUF) < 0 ||
-	    errpage_build(&c->out, status, detail, url, url_len,
-	    c->w->conf->visible_hostname, true) < 0) {
-		c->state = C_CLOSED;
-		return;
-	}
 	enum conn_end why = status == 403 ? END_DENIED :
 	    status == 408 ? END_TIMEOUT : status >= 500 ? END_FAILED : END_REFUSED;
+	/* c->out may hold complete interim (1xx) heads already relayed in
+	 * part: the page goes after them, never in the middle of one.  With
+	 * no memory even for the page, the request is still logged and
+	 * counted for what it was, then the connection closes. */
+	bool page = buf_reserve(&c->out, BODY_BUF) == 0 &&
+	    errpage_build(&c->out, status, detail, url, url_len,
+	    c->w->conf->visible_hostname, true) >= 0;
+	uint64_t queued = page ? buf_len(&c->out) : 0;
 	if (r)
-		req_end(c, why, status, raw, buf_len(&c->out));
+		req_end(c, why, status, raw, queued);
 	else {
 		/* No request struct (it could not be allocated): log bare. */
 		stat_add(c, conn_ends[why].stat, 1);
-		proxy_head_log(c, status, conn_ends[why].code, NULL, buf_len(&c->out));
+		proxy_head_log(c, status, conn_ends[why].code, NULL, queued);
+	}
+	if (!page) {
+		c->state = C_CLOSED;
+		return;
 	}
 	/* The rest of the input may be garbage: never parse it. */
 	buf_consume(&c->in, buf_len(&c->in));
@@ -264,6 +268,8 @@ conn_accept(struct worker *w, struct worker_listener *l, int fd,
 	ev_timer_init(&c->timer, conn_timer, c);
 	ev_timer_init(&c->kick, conn_kick, c);
 	if (ev_io_set(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
+		peer_count_dec(w->peers, c->peer);
+		shm_stats_add(w->stats, STAT_accept_errors, 1);
 		close(fd);
 		free(c);
 		return;
@@ -315,6 +321,7 @@ head_done(struct conn *c)
 		    "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, "
 		    "OPTIONS, PATCH, CONNECT\r\nContent-Length: 0\r\n"
 		    "Via: %s\r\nConnection: close\r\n\r\n", c->w->via) < 0) {
+			req_end(c, END_FAILED, 503, r->hdr, 0);
 			c->state = C_CLOSED;
 			return;
 		}
@@ -1026,7 +1033,9 @@ step_linger(struct conn *c)
 	char junk[4096];
 	ssize_t n;
 
-	while (c->rd_ready) {
+	/* Bounded: a client that keeps sending must not hold the loop; the
+	 * linger deadline ends it, and conn_run's kick brings us back. */
+	for (int i = 0; c->rd_ready && i < 16; i++) {
 		n = read(c->fd, junk, sizeof(junk));
 		if (n > 0)
 			continue;
@@ -1039,7 +1048,7 @@ step_linger(struct conn *c)
 		c->state = C_CLOSED;
 		return true;
 	}
-	return false;
+	return c->rd_ready;	/* budget spent: run again */
 }
 
 /* ---- the machine ---------------------------------------------------------- */

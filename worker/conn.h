@@ -52,6 +52,8 @@ struct worker {
 	bool stopping;			/* graceful stop: no keep-alive, no accept */
 	int spare_fd;			/* released to accept() on EMFILE */
 	struct http_limits limits;
+	uint8_t (*local_addrs)[16];	/* this host's addresses, for loop detection */
+	size_t nlocal_addrs;
 	size_t via_len;			/* strlen of "1.1 HOST (sluice)" */
 	char via[320];
 };

@@ -183,6 +183,26 @@ proxy_route(struct conn *c, const char **detail)
 	return 0;
 }
 
+/* Is a (16-byte form) an address of this host?  Loopback and the
+ * unspecified addresses always are; the rest come from getifaddrs() at
+ * worker start. */
+static bool
+route_is_local(const struct worker *w, const uint8_t a[16])
+{
+	static const uint8_t lo6[16] = { [15] = 1 };
+	static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff };
+	static const uint8_t any6[16] = { 0 };
+
+	if (memcmp(a, any4, 12) == 0 && (a[12] == 127 || a[12] == 0))
+		return true;	/* 127.0.0.0/8, 0.0.0.0/8 */
+	if (memcmp(a, lo6, 16) == 0 || memcmp(a, any6, 16) == 0)
+		return true;
+	for (size_t i = 0; i < w->nlocal_addrs; i++)
+		if (memcmp(a, w->local_addrs[i], 16) == 0)
+			return true;
+	return false;
+}
+
 /* Is sa one of our own listening sockets (a request to ourselves)? */
 static bool
 route_is_self(const struct worker *w, const struct sockaddr *sa)
@@ -196,13 +216,18 @@ route_is_self(const struct worker *w, const struct sockaddr *sa)
 
 	if (netaddr_from_sockaddr(sa, a) < 0)
 		return false;
+	bool v4 = memcmp(a, any4, 12) == 0;
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		const struct worker_listener *l = &w->listeners[i];
 		if (l->cl->port != port ||
 		    netaddr_from_sockaddr((const struct sockaddr *)&l->sa, la) < 0)
 			continue;
-		if (memcmp(a, la, 16) == 0 || memcmp(la, any4, 16) == 0 ||
-		    memcmp(la, any6, 16) == 0)
+		if (memcmp(a, la, 16) == 0)
+			return true;
+		/* A wildcard listener is reached through any address of this
+		 * host (of its family: IPv6 listeners are V6ONLY). */
+		if (((v4 && memcmp(la, any4, 16) == 0) ||
+		    (!v4 && memcmp(la, any6, 16) == 0)) && route_is_local(w, a))
 			return true;
 	}
 	return false;

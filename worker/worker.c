@@ -20,6 +20,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <ifaddrs.h>
 #ifdef HAVE_PRCTL
 #include <sys/prctl.h>
 #endif
@@ -108,7 +109,13 @@ on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t ev)
 			ev_timer_start(loop, &r->accept_timer, ACCEPT_PAUSE_MS);
 			return;
 		}
-		log_warn("accept: %s", strerror(errno));
+		/* ENOBUFS, ENOMEM, EPERM...: the queued connection stays
+		 * and the level-triggered listener would wake us at once;
+		 * pause like for EMFILE instead of spinning. */
+		log_warn("accept: %s; pausing accept for %d ms", strerror(errno),
+		    ACCEPT_PAUSE_MS);
+		listeners_set(w, false);
+		ev_timer_start(loop, &((struct worker_rt *)w)->accept_timer, ACCEPT_PAUSE_MS);
 		return;
 	}
 }
@@ -228,6 +235,29 @@ on_pool_timer(struct ev_loop *loop, struct ev_timer *t)
 	ev_timer_start(loop, t, next ? next : 1000);
 }
 
+/* This host's interface addresses, so that a request to a wildcard
+ * listener's port is recognised as a request to ourselves only when it
+ * targets this host (refreshed per generation: a reload re-reads them). */
+static void
+worker_local_addrs(struct worker *w)
+{
+	struct ifaddrs *ifa, *i;
+	size_t n = 0;
+
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && (i->ifa_addr->sa_family == AF_INET ||
+		    i->ifa_addr->sa_family == AF_INET6))
+			n++;
+	if (n && (w->local_addrs = calloc(n, sizeof(*w->local_addrs))) != NULL)
+		for (i = ifa; i; i = i->ifa_next)
+			if (i->ifa_addr && netaddr_from_sockaddr(i->ifa_addr,
+			    w->local_addrs[w->nlocal_addrs]) == 0)
+				w->nlocal_addrs++;
+	freeifaddrs(ifa);
+}
+
 /* Run one worker; never returns. */
 void
 worker_run(const struct worker_args *a)
@@ -255,6 +285,7 @@ worker_run(const struct worker_args *a)
 	w->limits.header_size = cf->limits.header_size;
 	w->limits.uri_size = cf->limits.uri_size;
 	w->limits.max_fields = (unsigned)cf->limits.header_fields;
+	worker_local_addrs(w);
 	w->via_len = (size_t)snprintf(w->via, sizeof(w->via), "1.1 %s (sluice)",
 	    cf->visible_hostname);
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -325,5 +356,6 @@ worker_run(const struct worker_args *a)
 	dns_free(w->dns);
 	ev_loop_free(w->loop);
 	free(w->listeners);
+	free(w->local_addrs);
 	exit(rt.exit_code);
 }
