@@ -420,6 +420,11 @@ dns_ares_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 	res.status = dns_map_status(status);
 	if (status == ARES_SUCCESS && ai != NULL)
 		ttl = dns_collect(ai, &res);
+	/* No IPv4 address: the A query may have failed transiently (c-ares
+	 * reports only the overall status); keep it no longer than a failure. */
+	if (res.naddrs > 0 && res.addrs[0].ss_family != AF_INET &&
+	    ttl > (unsigned)(d->negative_ttl > 0 ? d->negative_ttl : 0))
+		ttl = d->negative_ttl > 0 ? (unsigned)d->negative_ttl : 0;
 	if (res.status == DNS_OK && res.naddrs == 0)
 		res.status = DNS_NXDOMAIN;	/* answered, but no A/AAAA */
 	if (ai != NULL)
@@ -427,7 +432,7 @@ dns_ares_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 
 	if (res.status == DNS_OK)
 		dns_cache_put(d, p->name, p->hash, &res, ttl);
-	else if (res.status == DNS_NXDOMAIN && d->negative_ttl > 0)
+	else if (status == ARES_ENOTFOUND && d->negative_ttl > 0)
 		dns_cache_put(d, p->name, p->hash, &res, (unsigned)d->negative_ttl);
 
 	/*

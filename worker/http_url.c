@@ -67,6 +67,39 @@ url_parse_port(const char *s, size_t n, int *port)
 }
 
 /*
+ * A reg-name must be a DNS name or a plain dotted-quad: no empty label
+ * ("a..b", ".a", "."), and a name whose last label is numeric ("127.1",
+ * "0x7f.1", "0177.0.0.1") must be exactly what inet_pton accepts.  Such
+ * spellings are read differently by different parsers (the resolver
+ * turns "0177.0.0.1" into 177.0.0.1, inet_aton into 127.0.0.1).
+ */
+static bool
+url_reg_name_ok(const char *h, size_t n)
+{
+	struct in_addr a4;
+	size_t i, last;
+	bool numeric = true;
+
+	if (n > 0 && h[n - 1] == '.')
+		n--;		/* one trailing dot: the root */
+	if (n == 0 || h[0] == '.')
+		return false;
+	for (i = 1; i < n; i++)
+		if (h[i] == '.' && h[i - 1] == '.')
+			return false;
+	for (last = n; last > 0 && h[last - 1] != '.'; last--)
+		;
+	if (n - last >= 2 && h[last] == '0' && (h[last + 1] == 'x'))
+		return false;	/* hex label: never a DNS name we route */
+	for (i = last; i < n; i++)
+		if (h[i] < '0' || h[i] > '9')
+			numeric = false;
+	if (!numeric)
+		return true;
+	return h[n] == '\0' && inet_pton(AF_INET, h, &a4) == 1;
+}
+
+/*
  * host [":" port] with host = reg-name | "[" IPv6 "]".  Fills host,
  * host_is_ipv6, port (default 80) and port_given.  need_port makes a
  * missing port an error (CONNECT has no default port, RFC 9110 9.3.6).
@@ -114,6 +147,8 @@ url_parse_hostport(const char *s, size_t n, struct http_url *u,
 		if (i == 0)
 			return URL_E_HOST;
 		u->host[i] = '\0';
+		if (!url_reg_name_ok(u->host, i))
+			return URL_E_HOST;
 	}
 	u->port = 80;
 	u->port_given = false;

@@ -115,8 +115,8 @@ proxy_head_request(struct conn *c, struct buf *out)
 		const struct http_field *f = &r->fields[i];
 		if (f->flags & (HF_HOP | HF_NOMINATED))
 			continue;
-		if (f->id == H_HOST)
-			continue;
+		if (f->id == H_HOST || f->id == H_CONTENT_LENGTH)
+			continue;	/* Host and framing are ours to write */
 		if (f->id == H_MAX_FORWARDS && r->max_forwards >= 0) {
 			if (buf_printf(out, "Max-Forwards: %d\r\n", r->max_forwards) < 0)
 				return -1;
@@ -137,6 +137,9 @@ proxy_head_request(struct conn *c, struct buf *out)
 			return -1;
 	}
 	if (r->rq == RQ_CHUNKED && put(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
+		return -1;
+	if (m->body == BODY_LENGTH && buf_printf(out, "Content-Length: %llu\r\n",
+	    (unsigned long long)m->content_length) < 0)
 		return -1;
 	if (put(out, "Via: ", 5) < 0 || put(out, c->w->via, c->w->via_len) < 0 ||
 	    put(out, "\r\n", 2) < 0)
@@ -176,15 +179,33 @@ proxy_head_response(struct conn *c, const char *rbuf, struct buf *out)
 		const struct http_field *f = &r->rfields[i];
 		if (f->flags & (HF_HOP | HF_NOMINATED))
 			continue;
-		/* We write the framing ourselves when we re-frame the body. */
-		if (f->id == H_CONTENT_LENGTH && r->rs != RS_LENGTH &&
-		    r->rs != RS_DONE)
-			continue;
-		if (f->id == H_CONTENT_LENGTH && r->rs == RS_DONE &&
-		    (m->flags & MF_HAS_TE))
+		/* Framing is always written by us, one field, canonical. */
+		if (f->id == H_CONTENT_LENGTH)
 			continue;
 		if (put_field(out, rbuf, f) < 0)
 			return -1;
+	}
+	if (r->rs == RS_LENGTH || (m->body == BODY_LENGTH && r->rs == RS_DONE)) {
+		if (buf_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)m->content_length) < 0)
+			return -1;
+	} else if (m->body == BODY_NONE && (m->flags & MF_HAS_CL) &&
+	    !(m->flags & MF_HAS_TE) && m->status >= 200) {
+		/* HEAD and 304: the length describes the representation, not
+		 * this message; pass the (validated) value on, once. */
+		for (unsigned i = 0; i < m->nfields; i++) {
+			const struct http_field *f = &r->rfields[i];
+			const char *v = rbuf + f->value_off;
+			size_t n = 0;
+			if (f->id != H_CONTENT_LENGTH)
+				continue;
+			while (n < f->value_len && v[n] >= '0' && v[n] <= '9')
+				n++;
+			if (n > 0 && buf_printf(out, "Content-Length: %.*s\r\n",
+			    (int)n, v) < 0)
+				return -1;
+			break;
+		}
 	}
 	if (m->status == 101) {
 		size_t ulen;

@@ -317,4 +317,25 @@ def _():
     expect_eq(len(o.requests), 0, "requests at the origin")
 
 
+@case("framing is regenerated: Content-Length 0005 reaches the origin as 5")
+def _():
+    o = fresh()
+    c = Client(S["sl"].port)
+    c.send(b"POST " + o.url("/cl").encode() + b" HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Length: 0005\r\n\r\nhello")
+    r = c.read_response()
+    expect_eq(r.status, 200, "status")
+    req = last_req(o)
+    expect_eq(req.header_all("Content-Length"), ["5"], "Content-Length at the origin", req.headers)
+    expect_eq(req.body, b"hello", "body")
+
+
+@case("a response with Content-Length: 5, 5 reaches the client with one field")
+def _():
+    o = fresh(canned(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello"))
+    r = get(S["sl"].port, o.url("/cl2"))
+    expect_eq((r.status, r.body), (200, b"hello"), "response")
+    expect_eq(r.header_all("Content-Length"), ["5"], "Content-Length fields", r.headers)
+
+
 main(setup=setup)
