@@ -919,7 +919,6 @@ req_new(struct conn *c)
 	r->max_forwards = -1;
 	http_msg_init(&r->msg, r->fields, cap);
 	r->start_ms = wall_ms();
-	r->start_mono = ev_now(c->w->loop);
 	c->nreq++;
 	r->bytes_out_start = c->bytes_out;
 	return r;

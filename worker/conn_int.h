@@ -87,7 +87,6 @@ struct req {
 	int pipe_cu[2], pipe_uc[2];	/* spliced tunnel pipes, -1 when unused */
 	size_t in_cu, in_uc;		/* bytes parked in each pipe */
 	uint64_t start_ms;		/* wall clock */
-	uint64_t start_mono;
 	uint64_t bytes_out_start;	/* conn bytes_out when the request began */
 	bool logged;			/* conn_end() ran: the log line is written */
 
