@@ -90,6 +90,8 @@ struct sluice_conf {
 		uint64_t size, max_object_size;
 		char *shm_name;
 		bool persist;
+		bool enabled;
+		struct cidr *purge; size_t npurge;	/* PURGE allowed from */
 	} cache;
 
 	struct {

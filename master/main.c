@@ -1,8 +1,8 @@
 /*
  * main.c - the sluice command line.
  *
- *   sluice [-f FILE] [-d] [-t] [-V] [-h] [-s reload|stop|quit|reopen]
- *          [--dump-directives]
+ *   sluice [-f FILE] [-d] [-t] [-V] [-h]
+ *          [-s reload|stop|quit|reopen|stats] [--dump-directives]
  *
  * What: parses the options, loads and validates the configuration, and
  * either answers a one-shot request (-t, -V, -s, --dump-directives) or
@@ -10,6 +10,10 @@
  *
  * Assumes: nothing has been set up yet; the error log is opened by the
  * master, so everything here reports to stderr as "sluice: ...".
+ *
+ * `-s stats` is a plain HTTP client of the admin listener (GET /stats):
+ * the counters live in the daemon's anonymous shared mapping, which no
+ * other process can open, so asking a worker is the only way in.
  *
  * Why -V prints run-time library versions: a proxy is often run against
  * distribution libraries updated after it was built; the version the
@@ -19,12 +23,18 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <ares.h>
 #include <libconfig.h>
@@ -43,17 +53,22 @@
 #endif
 #define DEFAULT_CONF SYSCONFDIR "/sluice/sluice.conf"
 
+#define STATS_TIMEOUT_MS	2000		/* connect, and each wait after */
+#define STATS_MAX		(16 << 20)	/* answer bytes we accept */
+
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: sluice [-dhtV] [-f file] [-s reload|stop|quit|reopen]"
+	    "usage: sluice [-dhtV] [-f file] [-s reload|stop|quit|reopen|stats]"
 	    " [--dump-directives]\n"
 	    "  -f file   configuration file (default " DEFAULT_CONF ")\n"
 	    "  -d        stay in the foreground, log to stderr\n"
 	    "  -t        test the configuration and exit\n"
 	    "  -s sig    signal the running instance: reload, stop (fast),"
-	    " quit (graceful), reopen (logs)\n"
+	    " quit (graceful), reopen (logs);\n"
+	    "            stats prints the counters (JSON) from the admin"
+	    " listener\n"
 	    "  -V        print the version and the libraries in use\n"
 	    "  -h        this help\n"
 	    "  --dump-directives  print the configuration schema\n");
@@ -93,6 +108,131 @@ version(void)
 	    "no"
 #endif
 	    );
+}
+
+/* Wait for ev on fd; 1 ready, 0 timed out, -1 error. */
+static int
+stats_wait(int fd, short ev)
+{
+	struct pollfd p = { .fd = fd, .events = ev };
+	int n;
+
+	while ((n = poll(&p, 1, STATS_TIMEOUT_MS)) < 0 && errno == EINTR)
+		;
+	return n;
+}
+
+/* -s stats: GET /stats from the admin listener, print the JSON body. */
+static int
+stats_print(const struct sluice_conf *c, const char *path)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t sl;
+	char name[80], req[256], *buf = NULL, *body, *cl;
+	size_t len = 0, cap = 0, blen;
+	int fd = -1, e = 0, n;
+	socklen_t el = sizeof(e);
+
+	if (c->admin.address == NULL) {
+		fprintf(stderr, "sluice: -s stats needs an admin listener (admin"
+		    " { address = ...; port = ...; }) in %s\n", path);
+		return 1;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, c->admin.address, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)c->admin.port);
+		sl = sizeof(*sin);
+		snprintf(name, sizeof(name), "%s:%d", c->admin.address,
+		    c->admin.port);
+	} else if (inet_pton(AF_INET6, c->admin.address, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)c->admin.port);
+		sl = sizeof(*sin6);
+		snprintf(name, sizeof(name), "[%s]:%d", c->admin.address,
+		    c->admin.port);
+	} else {
+		fprintf(stderr, "sluice: admin address %s is not an IP"
+		    " address\n", c->admin.address);
+		return 1;
+	}
+	/* Non-blocking connect, so a filtered port fails in 2 s. */
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || (connect(fd, (struct sockaddr *)&ss, sl) < 0 &&
+	    errno != EINPROGRESS))
+		goto fail;
+	if ((n = stats_wait(fd, POLLOUT)) <= 0) {
+		errno = n == 0 ? ETIMEDOUT : errno;
+		goto fail;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {
+		errno = e ? e : errno;
+		goto fail;
+	}
+	n = snprintf(req, sizeof(req), "GET /stats HTTP/1.1\r\nHost: %s\r\n"
+	    "Connection: close\r\n\r\n", name);
+	/* A few dozen bytes into an empty socket buffer: one send. */
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+		goto fail;
+	for (;;) {
+		ssize_t r;
+
+		if (cap - len < 4096) {
+			char *nb;
+
+			if (cap >= STATS_MAX || (nb = realloc(buf, cap * 2 + 8192)) == NULL) {
+				errno = EFBIG;
+				goto fail;
+			}
+			buf = nb;
+			cap = cap * 2 + 8192;
+		}
+		if ((n = stats_wait(fd, POLLIN)) <= 0) {
+			errno = n == 0 ? ETIMEDOUT : errno;
+			goto fail;
+		}
+		r = recv(fd, buf + len, cap - len - 1, 0);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r < 0)
+			goto fail;
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (len < 13 || strncmp(buf, "HTTP/1.1 200 ", 13) != 0 ||
+	    (body = strstr(buf, "\r\n\r\n")) == NULL) {
+		fprintf(stderr, "sluice: admin listener %s answered: %.*s\n",
+		    name, (int)strcspn(buf, "\r\n"), buf);
+		free(buf);
+		return 1;
+	}
+	body += 4;
+	blen = len - (size_t)(body - buf);
+	/* A body cut short (the worker stopped mid-answer) is an error,
+	 * not a document to print. */
+	if ((cl = strstr(buf, "\r\nContent-Length: ")) != NULL && cl < body &&
+	    strtoull(cl + 18, NULL, 10) != blen) {
+		fprintf(stderr, "sluice: admin listener %s: truncated answer\n",
+		    name);
+		free(buf);
+		return 1;
+	}
+	fwrite(body, 1, blen, stdout);
+	free(buf);
+	return fflush(stdout) == 0 ? 0 : 1;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	fprintf(stderr, "sluice: cannot get stats from the admin listener %s:"
+	    " %s\n", name, strerror(e));
+	return 1;
 }
 
 int
@@ -150,7 +290,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (sig != NULL) {
-		rc = master_daemon_signal(conf->pidfile, sig);
+		if (strcmp(sig, "stats") == 0)
+			rc = stats_print(conf, path);
+		else
+			rc = master_daemon_signal(conf->pidfile, sig);
 		conf_free(conf);
 		return rc;
 	}

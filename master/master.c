@@ -30,6 +30,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,6 +43,7 @@
 
 #include "lib/log.h"
 #include "master/master.h"
+#include "shm/cache.h"
 
 #define FAST_STOP_S	5	/* TERM, then KILL after this */
 
@@ -215,6 +217,8 @@ master_reload(struct master *m)
 	g->id = ++m->last_gen;
 	g->next = m->gens;
 	m->gens = g;
+	cache_set_max_object(m->cache, nc->cache.max_object_size);
+	m->cache_persist = nc->cache.persist;
 	master_spawn_gen(m, g);
 	/* Old workers stop accepting and finish what they have; stragglers
 	 * past their own shutdown timeout are killed. */
@@ -321,6 +325,9 @@ master_turn(struct master *m, const sigset_t *waitmask)
 		t = master_old_gens(m);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
+		t = master_spawn_watchdog(m);
+		if (t >= 0 && (timeout < 0 || t < timeout))
+			timeout = t;
 	} else {
 		if (master_spawn_live(m) == 0)
 			return false;
@@ -357,10 +364,62 @@ master_fini(struct master *m)
 	}
 	master_listen_fini(m);
 	shm_stats_destroy(m->stats);
+	/* A kept segment (persist) outlives us; otherwise no /dev/shm leak. */
+	cache_close(m->cache, !m->cache_persist);
+	m->cache = NULL;
 	if (m->death_rd >= 0)
 		close(m->death_rd);
 	if (m->death_wr >= 0)
 		close(m->death_wr);
+}
+
+/* Create or re-attach the cache segment, owned by the run user. */
+static int
+master_cache_open(struct master *m, const struct sluice_conf *conf, char *err,
+    size_t errlen)
+{
+	struct cache_params p;
+	char note[256];
+	int r;
+
+	if (!conf->cache.enabled) {
+		log_info("cache disabled (cache.enabled = false)");
+		return 0;
+	}
+	memset(&p, 0, sizeof(p));
+	p.name = conf->cache.shm_name;
+	p.size = conf->cache.size;
+	p.max_object = conf->cache.max_object_size;
+	p.persist = conf->cache.persist;
+	p.nslots = SHM_STATS_SLOTS;
+	p.uid = p.gid = -1;
+	if ((getuid() == 0 || geteuid() == 0) && conf->user != NULL) {
+		struct passwd *pw = getpwnam(conf->user);
+
+		if (pw != NULL) {
+			p.uid = (int)pw->pw_uid;
+			p.gid = (int)pw->pw_gid;
+		}
+	}
+	if ((r = cache_open(&m->cache, &p, note, sizeof(note))) != 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "cache: cannot set up shared memory %s (%s, "
+		    "%llu bytes): %s%s%s%s", p.name,
+		    p.persist ? "kept" : "new", (unsigned long long)p.size,
+		    cache_strerror(r), r == CACHE_ESYS ? " (" : "",
+		    r == CACHE_ESYS ? strerror(e) : "",
+		    r == CACHE_ESYS && e == ENOSPC ?
+		    "; /dev/shm is too small for cache.size)" :
+		    r == CACHE_ESYS ? ")" : "");
+		return -1;
+	}
+	m->cache_persist = p.persist;
+	if (note[0] != '\0')
+		log_notice("%s", note);
+	log_info("cache: %s, %llu bytes", p.name,
+	    (unsigned long long)cache_segment_size(m->cache));
+	return 0;
 }
 
 int
@@ -394,6 +453,8 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 		master_die(m, "%s", err);
 	if ((m->stats = shm_stats_create(SHM_STATS_SLOTS)) == NULL)
 		master_die(m, "cannot map the stats region: %s", strerror(errno));
+	if (master_cache_open(m, conf, err, sizeof(err)) < 0)
+		master_die(m, "%s", err);
 	master_raise_nofile();
 	/* Real or effective root (a setuid binary too): always drop. */
 	if (getuid() == 0 || geteuid() == 0) {
@@ -414,6 +475,7 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 	}
 	m->pid = getpid();
 	m->ready_fd = ready;
+	cache_claim(m->cache);		/* the segment names the running master */
 	/* Handlers first: once the pid is in the file, `-s reopen` may come. */
 	master_signals(&waitmask);
 	if (master_daemon_pidfile_write(m) < 0)

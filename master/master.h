@@ -36,6 +36,8 @@ struct master_gen {
 	struct sluice_conf *conf;
 	int *fds;			/* conf->nlisten fds, as worker_args wants */
 	size_t *lidx;			/* listener table index per conf->listen[i] */
+	int admin_fd;			/* the admin listener, -1 when none */
+	long admin_lidx;		/* its listener table index, -1 when none */
 	unsigned nworkers;		/* how many this generation runs */
 	unsigned nlive;			/* its processes not yet reaped */
 	struct timespec kill_at;	/* replaced: SIGKILL stragglers after this */
@@ -50,6 +52,7 @@ struct master_worker {
 	struct timespec started;	/* CLOCK_MONOTONIC, for the backoff */
 	struct timespec respawn_at;	/* pid == 0 && gen: when to fork again */
 	unsigned backoff;		/* seconds of the next respawn delay */
+	bool hung;			/* killed by the watchdog */
 };
 
 enum master_state { MASTER_RUNNING, MASTER_STOP_FAST, MASTER_STOP_GRACEFUL };
@@ -71,6 +74,8 @@ struct master {
 
 	struct master_worker w[SHM_STATS_SLOTS];
 	struct stats_sh *stats;
+	struct cache *cache;		/* the shm cache, NULL when off */
+	bool cache_persist;		/* keep the segment at exit */
 
 	int pid_fd;			/* pidfile, writable, master only; -1 when none */
 	int lock_fd;			/* read-only, flock'ed, inherited by workers */
@@ -86,8 +91,8 @@ void master_die(struct master *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 
 /* master_listen.c */
-/* Bind (or reuse) every listener of g->conf and fill g->fds; 0 or -1
- * with a one-line reason in err. */
+/* Bind (or reuse) every listener of g->conf and fill g->fds, and the
+ * admin listener into g->admin_fd; 0 or -1 with a one-line reason in err. */
 int master_listen_attach(struct master *m, struct master_gen *g,
     char *err, size_t errlen);
 /* Drop g's references; listeners nobody uses any more are closed. */
@@ -126,6 +131,9 @@ void master_spawn_reap(struct master *m);
 long master_spawn_due(struct master *m);
 /* Send sig to the workers of g (NULL: of every generation). */
 void master_spawn_kill(struct master *m, const struct master_gen *g, int sig);
+/* Kill workers whose loop stopped turning (a hang, perhaps holding a
+ * cache lock: HOSTILE F2); ms until the next check, -1 when none. */
+long master_spawn_watchdog(struct master *m);
 unsigned master_spawn_live(const struct master *m);
 unsigned master_spawn_free_slots(const struct master *m);
 /* How many workers a config asks for (0: one per CPU). */

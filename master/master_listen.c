@@ -5,7 +5,8 @@
  * keeps a table of bound sockets shared between generations.  A reload
  * reuses the socket of an unchanged address:port (matched on the parsed
  * address, so "::0" and "::" are the same), binds new ones, and closes a
- * socket only when no generation still running workers names it.
+ * socket only when no generation still running workers names it.  The
+ * admin (stats) listener is one more entry of the same table.
  *
  * Assumes: called in the master only, before and after the privilege
  * drop.  After the drop a port below 1024 cannot be bound any more: a
@@ -142,6 +143,72 @@ listen_unref(struct master *m, size_t i)
 	l->fd = -1;
 }
 
+/* Is ss 0.0.0.0 or ::? */
+static bool
+listen_wildcard(const struct sockaddr_storage *ss)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, &any6,
+	    sizeof(any6)) == 0;
+}
+
+/* The admin (stats) listener of g, after its proxy listeners: a socket
+ * of the same table, so a reload that keeps the address keeps the fd.
+ * It must name one address (the counters are for the operator, not for
+ * every interface) and must not be one of g's proxy listeners. */
+static int
+listen_admin(struct master *m, struct master_gen *g, char *err,
+    size_t errlen)
+{
+	const struct sluice_conf *c = g->conf;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char name[64];
+	long k;
+
+	if (listen_addr(c->admin.address, c->admin.port, &ss, &len, name,
+	    sizeof(name)) < 0) {
+		snprintf(err, errlen, "cannot listen on %s:%d (admin): not an"
+		    " IP address", c->admin.address, c->admin.port);
+		return -1;
+	}
+	if (listen_wildcard(&ss)) {
+		snprintf(err, errlen, "admin listener %s: a wildcard address"
+		    " would serve the stats on every interface; name one"
+		    " address, normally 127.0.0.1", name);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlisten; i++) {
+		const struct master_listener *l = &m->lst[g->lidx[i]];
+
+		if (l->sslen == len && memcmp(&l->ss, &ss, len) == 0) {
+			snprintf(err, errlen, "admin listener %s is also a"
+			    " proxy listener", name);
+			return -1;
+		}
+	}
+	if ((k = listen_find(m, &ss, len)) < 0) {
+		if ((k = listen_new(m)) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		m->lst[k].ss = ss;
+		m->lst[k].sslen = len;
+		snprintf(m->lst[k].name, sizeof(m->lst[k].name), "%s", name);
+		if (listen_bind(&m->lst[k], err, errlen) < 0)
+			return -1;
+		log_info("listening on %s (admin)", name);
+	}
+	m->lst[k].refs++;
+	g->admin_lidx = k;
+	g->admin_fd = m->lst[k].fd;
+	return 0;
+}
+
 int
 master_listen_attach(struct master *m, struct master_gen *g, char *err,
     size_t errlen)
@@ -149,6 +216,8 @@ master_listen_attach(struct master *m, struct master_gen *g, char *err,
 	const struct sluice_conf *c = g->conf;
 	size_t i = 0;
 
+	g->admin_fd = -1;
+	g->admin_lidx = -1;
 	g->fds = calloc(c->nlisten ? c->nlisten : 1, sizeof(*g->fds));
 	g->lidx = calloc(c->nlisten ? c->nlisten : 1, sizeof(*g->lidx));
 	if (g->fds == NULL || g->lidx == NULL) {
@@ -185,6 +254,9 @@ master_listen_attach(struct master *m, struct master_gen *g, char *err,
 		g->lidx[i] = (size_t)k;
 		g->fds[i] = m->lst[k].fd;
 	}
+	/* Last, so that on failure only the proxy references are undone. */
+	if (c->admin.address != NULL && listen_admin(m, g, err, errlen) < 0)
+		goto fail;
 	return 0;
 fail:
 	/* Undo the references taken so far: new sockets close again. */
@@ -200,9 +272,15 @@ fail:
 void
 master_listen_detach(struct master *m, struct master_gen *g)
 {
-	if (g->lidx != NULL)
+	if (g->lidx != NULL) {
 		for (size_t i = 0; i < g->conf->nlisten; i++)
 			listen_unref(m, g->lidx[i]);
+		/* lidx set: attach succeeded, so admin_lidx is meaningful. */
+		if (g->admin_lidx >= 0)
+			listen_unref(m, (size_t)g->admin_lidx);
+	}
+	g->admin_fd = -1;
+	g->admin_lidx = -1;
 	free(g->fds);
 	free(g->lidx);
 	g->fds = NULL;
@@ -213,7 +291,7 @@ void
 master_listen_close_others(struct master *m, const struct master_gen *g)
 {
 	for (size_t k = 0; k < m->nlst; k++) {
-		bool used = false;
+		bool used = g->admin_lidx == (long)k;
 
 		if (m->lst[k].refs == 0)
 			continue;

@@ -35,6 +35,7 @@
 
 #include "lib/log.h"
 #include "master/master.h"
+#include "shm/cache.h"
 #include "worker/worker.h"
 
 #define BACKOFF_FAST_MS		1000	/* died sooner: a crash loop */
@@ -93,6 +94,8 @@ spawn_child(struct master *m, unsigned slot)
 	a.generation = g->id;
 	a.master_fd = m->death_rd;
 	a.stats = m->stats;
+	a.cache = m->cache;
+	a.admin_fd = g->admin_fd;
 	/* Keep the signals the worker reads from its signalfd blocked across
 	 * the hand-over, so one that arrives before worker_run() has set up
 	 * its loop is queued, not acted on with the default disposition. */
@@ -116,6 +119,8 @@ spawn_one(struct master *m, unsigned slot)
 	pid_t pid;
 
 	master_now(&now);
+	/* An empty reference table before the child can use it. */
+	cache_slot_start(m->cache, slot, (int)getpid());
 	if ((pid = fork()) < 0) {
 		w->backoff = w->backoff ? w->backoff * 2 : 1;
 		if (w->backoff > BACKOFF_MAX_S)
@@ -128,6 +133,7 @@ spawn_one(struct master *m, unsigned slot)
 	if (pid == 0)
 		spawn_child(m, slot);
 	w->pid = pid;
+	w->hung = false;
 	w->started = now;
 	w->gen->nlive++;
 	if ((sl = shm_stats_slot(m->stats, slot)) != NULL) {
@@ -267,6 +273,14 @@ master_spawn_reap(struct master *m)
 		spawn_describe(st, how, sizeof(how));
 		w->pid = 0;
 		w->gen->nlive--;
+		/* What it held in the cache is released; its fills abandoned. */
+		if (m->cache != NULL) {
+			unsigned n = cache_slot_reap(m->cache, slot);
+
+			if (n > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+				log_notice("worker %ld: released %u cache references"
+				    " and fills", (long)pid, n);
+		}
 		if ((sl = shm_stats_slot(m->stats, slot)) != NULL)
 			__atomic_store_n(&sl->pid, 0, __ATOMIC_RELAXED);
 		if (w->gen == m->gens && m->state == MASTER_RUNNING) {
@@ -313,4 +327,41 @@ master_spawn_gen_gc(struct master *m)
 		conf_free(g->conf);
 		free(g);
 	}
+}
+
+/*
+ * The watchdog (HOSTILE F2): every worker stamps a heartbeat in the cache
+ * slot region each turn of its loop, and a timer makes it turn at least
+ * once a second.  A worker whose stamp is older than WATCHDOG_MS is
+ * stuck - an endless loop, SIGSTOP, or blocked holding a cache lock that
+ * the others are waiting on - so it is killed; the reap then releases
+ * its cache references and the respawn replaces it.
+ */
+#define WATCHDOG_MS	10000
+
+long
+master_spawn_watchdog(struct master *m)
+{
+	struct timespec now;
+	uint64_t now_ms;
+
+	if (m->cache == NULL)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	for (unsigned i = 0; i < SHM_STATS_SLOTS; i++) {
+		struct master_worker *w = &m->w[i];
+		uint64_t hb;
+
+		if (w->pid <= 0 || w->hung)
+			continue;
+		hb = cache_slot_heartbeat(m->cache, i);
+		if (hb == 0 || hb > now_ms || now_ms - hb < WATCHDOG_MS)
+			continue;
+		log_err("worker %ld (slot %u) has not run for %llu ms; killing it",
+		    (long)w->pid, i, (unsigned long long)(now_ms - hb));
+		kill(w->pid, SIGKILL);
+		w->hung = true;
+	}
+	return 1000;
 }

@@ -37,7 +37,18 @@
 	X(dns_queries,		"DNS lookups that went to a server") \
 	X(log_dropped,		"access log lines dropped (write failed)") \
 	X(accept_errors,	"accept() failures (EMFILE, ...)") \
-	X(client_limit,		"connections closed by limits.client_connections")
+	X(client_limit,		"connections closed by limits.client_connections") \
+	X(cache_hits,		"responses served from the cache (fresh, or stale by rule)") \
+	X(cache_misses,		"cacheable requests that went to the origin") \
+	X(cache_revalidated,	"stale entries the origin confirmed (304)") \
+	X(cache_collapsed,	"requests that joined another request's origin fetch") \
+	X(cache_stale_served,	"stale entries served (stale-while-revalidate, stale-if-error)") \
+	X(cache_stored,		"responses stored complete in the cache") \
+	X(cache_uncacheable,	"responses not stored (no-store, private, too large, ...)") \
+	X(cache_fill_aborted,	"cache fills abandoned (origin cut, no room, too large)") \
+	X(cache_invalidated,	"entries dropped by unsafe methods and PURGE") \
+	X(cache_not_modified,	"304 answers to client conditionals from the cache") \
+	X(cache_bytes_out,	"bytes sent to clients from the cache")
 
 enum shm_stat_id {
 #define SHM_STATS_ENUM(n, h) STAT_##n,
@@ -76,5 +87,25 @@ uint64_t shm_stats_total(const struct stats_sh *s, enum shm_stat_id id);
 /* Print "name value" lines (all counters, summed). */
 void shm_stats_print(const struct stats_sh *s, FILE *f);
 const char *shm_stats_name(enum shm_stat_id id);
+
+/* The documents of the admin listener (/stats, /metrics) and of
+ * `sluice -s stats`.  Both read the counters without locks, so a
+ * document is a near-instant snapshot, never torn per counter. */
+struct cache_gauges;
+
+/* What /stats says about the instance besides the counters. */
+struct shm_stats_info {
+	const char *version;		/* NULL: omitted */
+	long pid_master;		/* <= 0: omitted */
+};
+
+/* JSON of /stats into *out (malloc'ed, NUL-terminated, *len bytes
+ * without the NUL, ending in a newline).  g NULL: no "cache" object.
+ * 0, or -1 with errno set (ENOMEM, EINVAL). */
+int shm_stats_json(const struct stats_sh *s, const struct cache_gauges *g,
+    const struct shm_stats_info *info, char **out, size_t *len);
+/* Prometheus text exposition 0.0.4 of /metrics; same contract. */
+int shm_stats_prometheus(const struct stats_sh *s,
+    const struct cache_gauges *g, char **out, size_t *len);
 
 #endif

@@ -85,10 +85,26 @@ req_end(struct conn *c, enum conn_end why, int status, const char *raw,
 	r->logged = true;
 	r->status = status;
 	stat_add(c, conn_ends[why].stat, 1);
-	proxy_head_log(c, status, conn_ends[why].code, raw, queued);
+	proxy_head_log(c, status, why == END_DONE && r->cs.code ? r->cs.code :
+	    conn_ends[why].code, raw, queued);
+}
+
+void
+conn_req_end(struct conn *c, enum conn_end why, int status, const char *raw,
+    uint64_t queued)
+{
+	req_end(c, why, status, raw, queued);
 }
 
 /* The connection must be closed by `ms` from now unless progress moves it. */
+static void set_deadline(struct conn *c, uint64_t ms);
+
+void
+conn_set_deadline(struct conn *c, uint64_t ms)
+{
+	set_deadline(c, ms);
+}
+
 static void
 set_deadline(struct conn *c, uint64_t ms)
 {
@@ -111,6 +127,7 @@ req_free(struct conn *c)
 		return;
 	if (r->dq)
 		dns_cancel(c->w->dns, r->dq);
+	cache_serve_free(c);
 	conn_io_pipes_close(r->pipe_cu, r->pipe_uc);
 	free(r->hdr);
 	free(r);
@@ -159,12 +176,16 @@ conn_free(struct conn *c)
 
 /* Answer with an error page and close (or just close when a response
  * is already on its way: the client then sees truncation). */
-static void
+void
 conn_error(struct conn *c, int status, const char *detail)
 {
 	struct req *r = c->req;
 	const char *url = NULL;
 	size_t url_len = 0;
+
+	/* A stale entry may answer instead (stale-if-error). */
+	if (r && status >= 500 && cache_serve_origin_error(c, status))
+		return;
 
 	if (r && r->dq) {
 		/* A late answer must not restart an answered request. */
@@ -223,12 +244,13 @@ conn_error(struct conn *c, int status, const char *detail)
 
 /* ---- accepting ------------------------------------------------------------ */
 
+static void conn_start(struct conn *c, const struct sockaddr *peer);
+
 void
 conn_accept(struct worker *w, struct worker_listener *l, int fd,
     const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	int one = 1;
 
 	(void)peerlen;
 	if (!c) {
@@ -238,14 +260,55 @@ conn_accept(struct worker *w, struct worker_listener *l, int fd,
 	c->w = w;
 	c->l = l;
 	c->fd = fd;
+	conn_start(c, peer);
+}
+
+int
+conn_background(struct conn *o)
+{
+	struct conn *c;
+	int sv[2];
+	ssize_t n;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	/* The request goes in, then the "client" is gone: whatever the
+	 * connection answers fails to write, and only the fill remains. */
+	n = write(sv[1], o->req->hdr, o->req->hdr_len);
+	close(sv[1]);
+	if (n != (ssize_t)o->req->hdr_len || (c = calloc(1, sizeof(*c))) == NULL) {
+		close(sv[0]);
+		return -1;
+	}
+	c->w = o->w;
+	c->l = o->l;
+	c->fd = sv[0];
+	c->bg = true;
+	memcpy(c->peer, o->peer, sizeof(c->peer));
+	snprintf(c->peer_str, sizeof(c->peer_str), "%s", o->peer_str);
+	c->allowed = o->allowed;
+	conn_start(c, NULL);
+	return 0;
+}
+
+static void
+conn_start(struct conn *c, const struct sockaddr *peer)
+{
+	struct worker *w = c->w;
+	int fd = c->fd, one = 1;
+
 	c->state = C_IDLE;
 	c->rd_ready = c->wr_ready = true;
-	if (netaddr_from_sockaddr(peer, c->peer) == 0)
+	if (peer == NULL)
+		;	/* background: peer copied from the client it serves */
+	else if (netaddr_from_sockaddr(peer, c->peer) == 0)
 		netaddr_ntop(c->peer, c->peer_str, sizeof(c->peer_str));
 	else
 		snprintf(c->peer_str, sizeof(c->peer_str), "unknown");
 	/* Access control is on the socket peer, never on X-Forwarded-For. */
-	c->allowed = netaddr_cidr_match_any(w->conf->clients, w->conf->nclients, c->peer);
+	if (peer != NULL)
+		c->allowed = netaddr_cidr_match_any(w->conf->clients,
+		    w->conf->nclients, c->peer);
 	/* One host may not hold every descriptor (HOSTILE F13): over the
 	 * cap the connection is closed before it costs anything more. */
 	unsigned n = peer_count_inc(w->peers, c->peer);
@@ -335,6 +398,14 @@ head_done(struct conn *c)
 		conn_error(c, status, detail);
 		return;
 	}
+	if (cache_serve_purge(c) || cache_serve_lookup(c))
+		return;
+	start_upstream(c);
+}
+
+void
+conn_start_upstream(struct conn *c)
+{
 	start_upstream(c);
 }
 
@@ -598,6 +669,9 @@ response_head(struct conn *c)
 			    buf_rptr(&u->in) + r->rfields[i].value_off);
 			break;
 		}
+	cache_serve_invalidate(c, buf_rptr(&u->in));
+	if (m->status != 101 && cache_serve_response(c, buf_rptr(&u->in)))
+		return;		/* stored or served from the cache */
 	size_t need = m->header_len + 1024;
 	if (buf_reserve(&c->out, need > BODY_BUF ? need : BODY_BUF) < 0) {
 		conn_error(c, 503, "Out of memory.");
@@ -1085,6 +1159,10 @@ conn_run(struct conn *c)
 		case C_TUNNEL:
 			progress = step_tunnel(c);
 			break;
+		case C_CACHE:
+		case C_FILL:
+			progress = cache_serve_step(c);
+			break;
 		case C_FLUSH:
 			progress = step_flush(c);
 			break;
@@ -1183,6 +1261,17 @@ conn_timer(struct ev_loop *loop, struct ev_timer *t)
 			c->state = C_CLOSED;
 		}
 		break;
+	case C_CACHE:
+	case C_FILL:
+		/* Nothing moved for `idle`: a stalled client or origin. */
+		if (r && r->cs.client_gone)
+			;
+		else if (r && !r->head_sent)
+			conn_error(c, 504, "The cached response did not arrive in time.");
+		else if (r)
+			req_end(c, END_TIMEOUT, r->status, r->hdr, 0);
+		c->state = c->state == C_FLUSH ? C_FLUSH : C_CLOSED;
+		break;
 	case C_TUNNEL:
 		/* An idle tunnel ends normally: nothing moved for `idle`. */
 		if (r)
@@ -1227,4 +1316,73 @@ conn_close_all(struct worker *w)
 {
 	while (w->conns)
 		conn_free(w->conns);
+}
+
+/* ---- for cache_serve.c ------------------------------------------------------- */
+
+void
+conn_up_done(struct conn *c, bool reuse)
+{
+	struct req *r = c->req;
+	struct upstream *u = c->up;
+
+	if (u == NULL)
+		return;
+	reuse = reuse && r->rq == RQ_DONE && !r->early &&
+	    r->rmsg.body != BODY_CLOSE &&
+	    !(r->rmsg.flags & (MF_CONN_CLOSE | MF_MUST_CLOSE)) &&
+	    !c->w->stopping && buf_len(&u->in) == 0;
+	c->up = NULL;
+	if (reuse)
+		upool_put(c->w->pool, u);
+	else
+		upstream_close(c->w->pool, u);
+}
+
+void
+conn_kick_now(struct conn *c)
+{
+	ev_timer_start(c->w->loop, &c->kick, 0);
+}
+
+void
+conn_cache_client_gone(struct conn *c)
+{
+	struct req *r = c->req;
+
+	/* A background revalidation has no client: its work is done. */
+	req_end(c, c->bg ? END_DONE : END_CLIENT_GONE,
+	    r->status ? r->status : 499, r->hdr, 0);
+	if (c->state == C_FILL && !r->cs.fill_done) {
+		/* Others may be streaming this fill: finish it without us. */
+		r->cs.client_gone = true;
+		return;
+	}
+	c->state = C_CLOSED;
+}
+
+void
+conn_cache_finish(struct conn *c)
+{
+	finish_request(c);
+}
+
+void
+conn_answer(struct conn *c, int status, const char *text)
+{
+	struct req *r = c->req;
+	size_t n = strlen(text);
+
+	if (buf_reserve(&c->out, n + 512) < 0 || buf_printf(&c->out,
+	    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	    "Via: %s\r\nConnection: close\r\n\r\n%s\n", status,
+	    errpage_reason(status), n + 1, c->w->via, text) < 0) {
+		req_end(c, END_FAILED, 503, r->hdr, 0);
+		c->state = C_CLOSED;
+		return;
+	}
+	req_end(c, END_DONE, status, r->hdr, buf_len(&c->out));
+	buf_consume(&c->in, buf_len(&c->in));
+	c->state = C_FLUSH;
+	c->linger = true;
 }

@@ -22,6 +22,7 @@
 #include "worker/dns.h"
 
 struct upool;
+struct cache;
 struct peer_count;
 struct upstream;
 struct accesslog;
@@ -45,6 +46,8 @@ struct worker {
 	struct peer_count *peers;	/* open connections per client address */
 	uint64_t limit_logged_at;	/* ev_now() of the last client-limit warning */
 	struct stats_slot_sh *stats;
+	struct cache *cache;		/* the shared cache, NULL when off */
+	struct conn *cwait;		/* connections waiting on cache fills */
 	struct worker_listener *listeners;
 	size_t nlisteners;
 	struct conn *conns;		/* every open client connection */

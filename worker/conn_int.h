@@ -7,6 +7,7 @@
 #define SLUICE_CONN_INT_H
 
 #include "worker/conn.h"
+#include "worker/cache_serve.h"
 
 enum cstate {
 	C_IDLE,			/* keep-alive: waiting for a request, no buffers */
@@ -15,6 +16,8 @@ enum cstate {
 	C_CONNECT,		/* waiting for the origin's connect */
 	C_FORWARD,		/* request and response flowing */
 	C_TUNNEL,		/* CONNECT / WebSocket: raw bytes both ways */
+	C_CACHE,		/* serving an entry of the cache (cache_serve.c) */
+	C_FILL,			/* origin body into an entry; client served from it */
 	C_FLUSH,		/* writing a last answer, then close */
 	C_LINGER,		/* write side shut: drain input briefly, then close */
 	C_CLOSED,
@@ -90,6 +93,8 @@ struct req {
 	uint64_t bytes_out_start;	/* conn bytes_out when the request began */
 	bool logged;			/* conn_end() ran: the log line is written */
 
+	struct creq cs;			/* the cache's view of this request */
+
 	struct http_field *fields;	/* request fields */
 	struct http_field *rfields;	/* response fields */
 	unsigned fields_cap;
@@ -119,6 +124,9 @@ struct conn {
 	unsigned nreq;			/* requests started on this connection */
 	struct req *req;
 	struct upstream *up;
+	struct conn *cw_next, *cw_prev;	/* w->cwait: waiting on a cache fill */
+	bool cw_on;
+	bool bg;			/* a background revalidation, no real client */
 };
 
 #define CHUNK_HDR_MAX	20		/* "%zx\r\n" + "\r\n" */
@@ -147,6 +155,30 @@ void conn_io_pipes_close(int cu[2], int uc[2]);
 /* conn_io.c: one zero-copy step of a tunnel direction. */
 bool conn_io_splice(int from, const int p[2], size_t *inpipe, bool *rready,
     int to, bool *wready, bool *eof, bool *err, uint64_t *count);
+
+/* conn.c, for cache_serve.c: the transitions it needs. */
+void conn_error(struct conn *c, int status, const char *detail);
+void conn_req_end(struct conn *c, enum conn_end why, int status,
+    const char *raw, uint64_t queued);
+void conn_set_deadline(struct conn *c, uint64_t ms);
+void conn_start_upstream(struct conn *c);
+/* The origin side is finished: pool the connection (when reuse and it
+ * is clean) or close it. */
+void conn_up_done(struct conn *c, bool reuse);
+/* Run c again on the next loop iteration. */
+void conn_kick_now(struct conn *c);
+/* Writing to the client failed while serving from the cache. */
+void conn_cache_client_gone(struct conn *c);
+/* The cache-served response is out: log it, keep-alive or close. */
+void conn_cache_finish(struct conn *c);
+/* A short local answer (PURGE): status, one line of text, then close. */
+void conn_answer(struct conn *c, int status, const char *text);
+/* Start a background revalidation of c's request (stale-while-
+ * revalidate): a connection of its own whose "client" is a socket pair
+ * that carries the request and then goes away.  0 or -1. */
+int conn_background(struct conn *c);
+/* cache_serve.c: take c off the worker's list of fill waiters. */
+void conn_cache_wait_remove(struct conn *c);
 
 /* proxy_route.c: check a parsed request (listener, client ACL, method,
  * target, body framing) and fill in r->url, authority, key and rq.

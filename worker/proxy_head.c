@@ -117,6 +117,8 @@ proxy_head_request(struct conn *c, struct buf *out)
 			continue;
 		if (f->id == H_HOST || f->id == H_CONTENT_LENGTH)
 			continue;	/* Host and framing are ours to write */
+		if (cache_serve_skip_field(c, f->id))
+			continue;	/* the cache answers these itself */
 		if (f->id == H_MAX_FORWARDS && r->max_forwards >= 0) {
 			if (buf_printf(out, "Max-Forwards: %d\r\n", r->max_forwards) < 0)
 				return -1;
@@ -137,6 +139,8 @@ proxy_head_request(struct conn *c, struct buf *out)
 			return -1;
 	}
 	if (r->rq == RQ_CHUNKED && put(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
+		return -1;
+	if (cache_serve_cond_fields(c, out) < 0)
 		return -1;
 	if (m->body == BODY_LENGTH && buf_printf(out, "Content-Length: %llu\r\n",
 	    (unsigned long long)m->content_length) < 0)
@@ -233,6 +237,8 @@ proxy_head_response(struct conn *c, const char *rbuf, struct buf *out)
 				return -1;
 		}
 	}
+	if (m->status >= 200 && cache_serve_status_fields(c, out) < 0)
+		return -1;
 	if (put(out, "Via: ", 5) < 0 || put(out, c->w->via, c->w->via_len) < 0 ||
 	    put(out, "\r\n\r\n", 4) < 0)
 		return -1;

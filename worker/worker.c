@@ -27,6 +27,9 @@
 
 #include "lib/log.h"
 #include "worker/accesslog.h"
+#include "worker/admin.h"
+#include "worker/cache_serve.h"
+#include "shm/cache.h"
 #include "worker/conn.h"
 #include "worker/peer_count.h"
 #include "worker/upstream.h"
@@ -41,13 +44,35 @@ struct worker_rt {
 	struct worker w;
 	struct ev_io sig_io;
 	struct ev_io master_io;
+	struct ev_io cache_io;		/* a fill we wait on moved */
+	struct ev_timer beat_timer;	/* turns the loop at least once a second */
 	struct ev_timer flush_timer;	/* rate-limits the dropped-lines warning */
 	uint64_t dropped_unreported;
 	struct ev_timer pool_timer;
 	struct ev_timer accept_timer;	/* resumes accepting after EMFILE */
 	struct ev_timer stop_timer;	/* graceful stop deadline */
+	struct admin *admin;		/* the stats listener, NULL when none */
 	int exit_code;
 };
+
+/* The heartbeat is stamped before every wait; this makes an idle loop
+ * turn so the master's watchdog sees it alive. */
+static void
+on_beat(struct ev_loop *loop, struct ev_timer *t)
+{
+	ev_timer_start(loop, t, 1000);
+}
+
+/* A cache fill this worker's connections wait on has moved. */
+static void
+on_cache_wake(struct ev_loop *loop, struct ev_io *io, uint32_t ev)
+{
+	struct worker_rt *rt = io->data;
+
+	(void)loop;
+	(void)ev;
+	cache_serve_wake(&rt->w);
+}
 
 static void
 listeners_set(struct worker *w, bool on)
@@ -135,6 +160,7 @@ worker_stop_graceful(struct worker_rt *rt)
 		close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
+	admin_stop(rt->admin);
 	upool_drain(w->pool);
 	conn_stop_idle(w);
 	ev_timer_start(w->loop, &rt->stop_timer, (uint64_t)w->conf->timeouts.shutdown * 1000);
@@ -207,6 +233,7 @@ on_before_wait(void *arg)
 	struct worker *w = &rt->w;
 	uint64_t dropped = accesslog_flush(w->alog);
 
+	cache_heartbeat(w->cache, ev_now(w->loop));
 	if (dropped) {
 		shm_stats_add(w->stats, STAT_log_dropped, dropped);
 		rt->dropped_unreported += dropped;
@@ -282,6 +309,7 @@ worker_run(const struct worker_args *a)
 	if (!(w->loop = ev_loop_new()))
 		fatal("worker: cannot create the event loop: %s", strerror(errno));
 	w->stats = a->stats ? shm_stats_slot(a->stats, a->slot) : NULL;
+	w->cache = a->cache;
 	w->limits.header_size = cf->limits.header_size;
 	w->limits.uri_size = cf->limits.uri_size;
 	w->limits.max_fields = (unsigned)cf->limits.header_fields;
@@ -306,6 +334,20 @@ worker_run(const struct worker_args *a)
 	if (a->master_fd >= 0) {
 		ev_io_init(&rt.master_io, a->master_fd, on_master_gone, &rt);
 		ev_io_set(w->loop, &rt.master_io, EPOLLIN);
+	}
+	if (w->cache != NULL) {
+		int cfd = cache_worker_init(w->cache, a->slot);
+
+		if (cfd < 0) {
+			log_err("worker %d: cannot use the cache: %s", (int)getpid(),
+			    strerror(errno));
+			w->cache = NULL;
+		} else {
+			ev_io_init(&rt.cache_io, cfd, on_cache_wake, &rt);
+			ev_io_set(w->loop, &rt.cache_io, EPOLLIN);
+			ev_timer_init(&rt.beat_timer, on_beat, &rt);
+			ev_timer_start(w->loop, &rt.beat_timer, 1000);
+		}
 	}
 
 	if (!(w->dns = dns_new(w->loop, cf->dns_servers, cf->ndns_servers,
@@ -337,6 +379,12 @@ worker_run(const struct worker_args *a)
 		ev_io_init(&l->io, l->fd, on_accept, l);
 	}
 	listeners_set(w, true);
+	if (a->admin_fd >= 0) {
+		const struct cache *cache = w->cache;
+
+		if (!(rt.admin = admin_new(w->loop, a->admin_fd, a->stats, cache)))
+			log_err("worker %d: no admin listener: %s", (int)getpid(), strerror(errno));
+	}
 
 	ev_timer_init(&rt.flush_timer, on_flush_report, &rt);
 	ev_set_before_wait(w->loop, on_before_wait, &rt);
@@ -350,6 +398,7 @@ worker_run(const struct worker_args *a)
 		log_err("worker %d: event loop failed: %s", (int)getpid(), strerror(errno));
 
 	conn_close_all(w);
+	admin_free(rt.admin);
 	accesslog_close(w->alog);
 	upool_free(w->pool);
 	peer_count_free(w->peers);

@@ -22,6 +22,7 @@
 #include "conf/conf.h"
 
 struct stats_sh;
+struct cache;
 
 struct worker_args {
 	const struct sluice_conf *conf;
@@ -30,6 +31,8 @@ struct worker_args {
 	unsigned generation;		/* bumped on every successful reload */
 	int master_fd;			/* read end: EOF means the master died */
 	struct stats_sh *stats;		/* shared counters; this worker writes slot `slot` */
+	struct cache *cache;		/* the shared cache (mapped); NULL when off */
+	int admin_fd;			/* admin (stats) listener, -1 when none */
 };
 
 /* Run one worker; never returns (exit status 0 on a clean stop). */

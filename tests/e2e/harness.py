@@ -289,6 +289,8 @@ class Sluice:
         self.raw = raw
         self.preexec = None        # e.g. a setrlimit for the daemon
         self.env = None            # environment of sluice (None: inherit)
+        # one shm segment per instance, kept across its restarts
+        self.shm_name = "/sluice-test-%d-%d" % (os.getpid(), len(Sluice.instances))
         Sluice.instances.append(self)
         _cleanups.append(self._kill_all)
         if start:
@@ -305,6 +307,7 @@ class Sluice:
             "clients": ["127.0.0.0/8", "::1/128"],
             "blocked_destinations": [],
             "visible_hostname": "sluice-test",
+            "cache": {"shm_name": self.shm_name, "size": "32M"},
             "timeouts": {"client_header": 10, "keepalive": 30, "connect": 5,
                          "upstream": 20, "idle": 30, "shutdown": 10},
         }
@@ -450,7 +453,10 @@ class Sluice:
         return self.proc.returncode
 
     def _kill_all(self):
+        shm = "/dev/shm" + self.shm_name
         if not self.proc:
+            if os.path.exists(shm) and not self.shm_kept():
+                os.unlink(shm)
             return
         workers = self.worker_pids()
         if self.proc.poll() is None:
@@ -464,6 +470,14 @@ class Sluice:
                 os.kill(w, _signal.SIGKILL)
             except OSError:
                 pass
+        # a killed master leaves its segment: never leak one from a test
+        try:
+            os.unlink(shm)
+        except OSError:
+            pass
+
+    def shm_kept(self):
+        return False
 
     def diag(self):
         return "sluice stderr (tail):\n" + self.stderr_text()[-1500:]

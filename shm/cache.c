@@ -1,0 +1,1778 @@
+/*
+ * cache.c - the shared-memory object store: segment, index, blocks,
+ * references, eviction, and recovery from dead workers.
+ *
+ * The segment (one POSIX shm object, mode 0600, owned by the run user):
+ *
+ *   [hdr_sh][stripe_sh x nstripes][bucket u32 x nbuckets]
+ *   [entry_sh x nentries][bnext u32 x nblocks][blocks, CACHE_BLOCK each]
+ *
+ * An object is the bytes [key][response head][body] in a chain of blocks
+ * (bnext[] links them, a FAT).  Entries hang off hash buckets by the
+ * 128-bit XXH3 hash of the key (seeded per segment); a lookup compares
+ * the key bytes too, so two keys with one hash never alias.
+ *
+ * Locking (the choice the design asks to write down):
+ *  - Process-shared robust mutexes, one per stripe of buckets, guard the
+ *    chains and, for every entry in them, its links, flags, refs and
+ *    writer pin.  One more robust mutex (the allocator lock) guards the
+ *    free lists and every block chain.  Order: stripe, then allocator;
+ *    eviction, which runs from the allocator's caller, takes a stripe
+ *    only with no allocator lock held.
+ *  - Locks are taken with a timeout on CLOCK_MONOTONIC; a worker that
+ *    cannot get one in CACHE_LOCK_MS treats the cache as absent for that
+ *    request (pass-through), so a stuck worker (F2) cannot stall others.
+ *  - Before a change a stripe holder writes what it is doing (op, entry,
+ *    slot, record, old refcount) into the stripe.  The next locker that
+ *    gets EOWNERDEAD undoes or completes that one change, then marks the
+ *    mutex consistent.  EOWNERDEAD on the allocator lock rebuilds both
+ *    free lists from the entries (every block chain is only changed under
+ *    that lock, so the chains are whole).
+ *  - Readers stream from a filling entry without locks: the writer fills
+ *    block bytes, then publishes the length with a release store; a
+ *    reader loads it with acquire and never reads past it.
+ *
+ * References: a reader's reference is counted in the entry and recorded
+ * in its worker's slot table (an anonymous shared region, per run), so
+ * the master can release what a dead worker held.  A writer pins its
+ * entry with `writer` (slot + 1) instead; the master drops pins and
+ * abandons the filling entries of a dead slot by scanning the entries.
+ * Blocks of an entry are freed only when it is out of the index, has no
+ * references and no writer, so eviction never frees what is being read.
+ *
+ * Eviction is CLOCK over entries: a hit sets `hot`; the hand clears it
+ * or evicts a complete, unreferenced, indexed entry.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "lib/fault.h"
+#include "shm/cache.h"
+
+#define CACHE_MAGIC	0x534c4348u	/* "SLCH" */
+#define CACHE_LAYOUT	2u		/* bump on any change of the _sh types */
+#define CACHE_BLOCK	4096u
+#define CACHE_STRIPES	1024u
+#define CACHE_LOCK_MS	1000		/* longest wait for a lock */
+#define SLOT_RECS	8192u		/* reader references per worker */
+#define NONE		UINT32_MAX
+#define WALK_MAX(c)	((c)->h->nentries + 1u)	/* bound on any chain walk */
+
+/* Test builds: die inside a critical section, to prove the recovery. */
+#ifdef SLUICE_FAULT_INJECTION
+#define CRASH_POINT(c, name) do { \
+	if (((c)->crash_at != NULL && strcmp((c)->crash_at, name) == 0) || \
+	    fault_fail("cache_crash_" name)) \
+		raise(SIGKILL); \
+} while (0)
+#else
+#define CRASH_POINT(c, name) do { } while (0)
+#endif
+
+enum { E_FREE = 0, E_FILLING = CE_FILLING, E_COMPLETE = CE_COMPLETE };
+/* Entry flags beyond the public CF_* ones. */
+enum { EF_LINKED = 1u << 8, EF_DETACHED = 1u << 9 };
+
+enum { OP_NONE, OP_REF, OP_UNREF, OP_LINK, OP_UNLINK, OP_FREE };
+
+struct lock_sh {
+	pthread_mutex_t m;
+	uint32_t op, op_entry, op_slot, op_rec, op_refs;
+} __attribute__((aligned(64)));
+
+struct entry_sh {
+	uint64_t h[2];			/* XXH3-128 of the key */
+	uint32_t next;			/* bucket chain: entry index + 1 */
+	uint32_t state;			/* E_* */
+	uint32_t flags;			/* CF_* | EF_* */
+	uint32_t refs;			/* reader references */
+	uint32_t writer;		/* filling slot + 1, 0 = none */
+	uint32_t first, last, nblocks;	/* block chain */
+	uint32_t key_len, hdr_len;
+	uint32_t meta_seq;		/* seqlock over meta (odd: being written) */
+	uint8_t hot;			/* CLOCK reference bit */
+	uint8_t reval;			/* a background revalidation was started */
+	uint64_t len;			/* published bytes */
+	uint64_t body_len;
+	uint64_t waiters;		/* bit (slot % 64): wake that slot */
+	struct cache_meta meta;
+};
+
+struct hdr_sh {
+	uint32_t magic, layout;
+	uint64_t size;
+	uint32_t block_size, nblocks, nentries, nbuckets, nstripes;
+	uint32_t entry_size;
+	uint64_t off_stripes, off_buckets, off_entries, off_bnext, off_blocks;
+	uint64_t seed;
+	int32_t creator_pid;
+	uint64_t max_object;
+	/* under `alloc` */
+	struct lock_sh alloc;
+	uint32_t free_block, nfree_blocks;
+	uint32_t free_entry, nfree_entries;
+	/* atomics */
+	uint32_t clock;
+	uint64_t evictions;
+	uint64_t objects;
+};
+
+struct slot_sh {
+	int32_t pid;
+	uint32_t pad;
+	uint64_t heartbeat;
+	uint32_t rec[SLOT_RECS];	/* entry index + 1 of a reference, 0 free */
+} __attribute__((aligned(64)));
+
+struct cache {
+	struct hdr_sh *h;
+	size_t maplen;
+	struct lock_sh *stripes;
+	uint32_t *buckets;
+	struct entry_sh *e;
+	uint32_t *bnext;
+	uint8_t *blocks;
+	struct slot_sh *slots;		/* anonymous, per run */
+	size_t slots_len;
+	unsigned nslots;
+	int wake_rx, wake_tx;		/* wakeup datagram sockets, -1 if none */
+	char name[256];
+	/* a worker */
+	int me;				/* slot, -1 in the master */
+	uint32_t *freerec;		/* stack of free records in slots[me] */
+	unsigned nfreerec;
+	const char *crash_at;		/* test builds: CRASH_POINT to die at */
+};
+
+static const char *const cache_errs[] = {
+	"no error", "no such entry", "no room in the cache",
+	"a cache lock is held too long", "object too large",
+	"entry abandoned by its writer", "system error",
+	"segment of another layout", "segment not owned by sluice",
+	"segment in use by a running sluice", "too many cache references",
+};
+
+const char *
+cache_strerror(int err)
+{
+	if (err > 0 || -err >= (int)(sizeof cache_errs / sizeof cache_errs[0]))
+		return "unknown cache error";
+	return cache_errs[-err];
+}
+
+/* ---- locks ----------------------------------------------------------- */
+
+static void lock_repair_stripe(struct cache *c, struct lock_sh *s);
+static void alloc_rebuild(struct cache *c);
+
+static int
+lock_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int r;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	r = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return r;
+}
+
+/* Take a lock; on EOWNERDEAD repair what the dead holder left half done. */
+static int
+lock_take(struct cache *c, struct lock_sh *l, bool is_alloc)
+{
+	struct timespec ts;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += CACHE_LOCK_MS / 1000;
+	ts.tv_nsec += (long)(CACHE_LOCK_MS % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	r = pthread_mutex_clocklock(&l->m, CLOCK_MONOTONIC, &ts);
+	if (r == 0)
+		return 0;
+	if (r == EOWNERDEAD) {
+		if (is_alloc)
+			alloc_rebuild(c);
+		else
+			lock_repair_stripe(c, l);
+		l->op = OP_NONE;
+		pthread_mutex_consistent(&l->m);
+		return 0;
+	}
+	return CACHE_EBUSY;
+}
+
+static void
+lock_give(struct lock_sh *l)
+{
+	pthread_mutex_unlock(&l->m);
+}
+
+/* The master, after a worker died: repair now a lock it died holding,
+ * instead of at the next worker's take, so fsck and the gauges are whole
+ * again at once.  trylock: a lock a live worker holds is left alone. */
+static void
+lock_probe(struct cache *c, struct lock_sh *l, bool is_alloc)
+{
+	int r = pthread_mutex_trylock(&l->m);
+
+	if (r == EOWNERDEAD) {
+		if (is_alloc)
+			alloc_rebuild(c);
+		else
+			lock_repair_stripe(c, l);
+		l->op = OP_NONE;
+		pthread_mutex_consistent(&l->m);
+		r = 0;
+	}
+	if (r == 0)
+		lock_give(l);
+}
+
+/* Record the change about to be made under a stripe lock. */
+static void
+op_begin(struct lock_sh *l, uint32_t op, uint32_t idx, uint32_t slot,
+    uint32_t rec, uint32_t refs)
+{
+	l->op_entry = idx;
+	l->op_slot = slot;
+	l->op_rec = rec;
+	l->op_refs = refs;
+	__atomic_store_n(&l->op, op, __ATOMIC_RELEASE);
+}
+
+static void
+op_end(struct lock_sh *l)
+{
+	__atomic_store_n(&l->op, OP_NONE, __ATOMIC_RELEASE);
+}
+
+/* ---- layout ---------------------------------------------------------- */
+
+static uint64_t
+align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+static uint32_t
+pow2_at_least(uint64_t v)
+{
+	uint32_t p = 1;
+
+	while (p < v && p < (1u << 31))
+		p <<= 1;
+	return p;
+}
+
+/* Fill the layout fields of h for a segment of `size` bytes.  Entries:
+ * one per block (every object takes at least one).  -1 when too small. */
+static int
+layout(struct hdr_sh *h, uint64_t size)
+{
+	uint64_t fixed, per, nb;
+
+	memset(h, 0, sizeof(*h));
+	h->block_size = CACHE_BLOCK;
+	h->entry_size = sizeof(struct entry_sh);
+	/* Solve nb: fixed + nb * (entry + bnext + 2 buckets + block) <= size. */
+	fixed = align_up(sizeof(struct hdr_sh), 64) +
+	    (uint64_t)CACHE_STRIPES * sizeof(struct lock_sh) + 2 * 4096;
+	per = sizeof(struct entry_sh) + 4 + 2 * 4 + CACHE_BLOCK;
+	if (size <= fixed + 16 * per)
+		return -1;
+	nb = (size - fixed) / per;
+	if (nb > UINT32_MAX - 2)
+		nb = UINT32_MAX - 2;
+	h->nblocks = (uint32_t)nb;
+	h->nentries = (uint32_t)nb;
+	h->nbuckets = pow2_at_least(nb);
+	if (h->nbuckets > 2 * nb)	/* keep buckets within the 2-per budget */
+		h->nbuckets >>= 1;
+	h->nstripes = h->nbuckets < CACHE_STRIPES ? h->nbuckets : CACHE_STRIPES;
+	h->off_stripes = align_up(sizeof(struct hdr_sh), 64);
+	h->off_buckets = h->off_stripes + (uint64_t)h->nstripes * sizeof(struct lock_sh);
+	h->off_entries = align_up(h->off_buckets + (uint64_t)h->nbuckets * 4, 64);
+	h->off_bnext = h->off_entries + (uint64_t)h->nentries * sizeof(struct entry_sh);
+	h->off_blocks = align_up(h->off_bnext + (uint64_t)h->nblocks * 4, 4096);
+	if (h->off_blocks + (uint64_t)h->nblocks * CACHE_BLOCK > size)
+		return -1;
+	h->size = size;
+	h->magic = CACHE_MAGIC;
+	h->layout = CACHE_LAYOUT;
+	return 0;
+}
+
+static void
+map_regions(struct cache *c)
+{
+	uint8_t *base = (uint8_t *)c->h;
+
+	c->stripes = (struct lock_sh *)(base + c->h->off_stripes);
+	c->buckets = (uint32_t *)(base + c->h->off_buckets);
+	c->e = (struct entry_sh *)(base + c->h->off_entries);
+	c->bnext = (uint32_t *)(base + c->h->off_bnext);
+	c->blocks = base + c->h->off_blocks;
+}
+
+static inline uint8_t *
+block_ptr(const struct cache *c, uint32_t b)
+{
+	return c->blocks + (uint64_t)b * CACHE_BLOCK;
+}
+
+static inline uint32_t
+bucket_of(const struct cache *c, const struct entry_sh *e)
+{
+	return (uint32_t)(e->h[0] & (c->h->nbuckets - 1));
+}
+
+static inline struct lock_sh *
+stripe_of_bucket(const struct cache *c, uint32_t b)
+{
+	return &c->stripes[b & (c->h->nstripes - 1)];
+}
+
+static void
+key_hash(const struct cache *c, const char *key, size_t klen, uint64_t h[2])
+{
+	XXH128_hash_t x = XXH3_128bits_withSeed(key, klen, c->h->seed);
+
+	h[0] = x.low64;
+	h[1] = x.high64;
+}
+
+/* ---- the allocator (callers hold h->alloc) ---------------------------- */
+
+/* Return an entry's blocks and the entry itself to the free lists. */
+static void
+entry_free_locked(struct cache *c, uint32_t idx)
+{
+	struct entry_sh *e = &c->e[idx];
+	uint32_t b = e->first, n = 0;
+
+	while (b != NONE && n < e->nblocks && b < c->h->nblocks) {
+		uint32_t nx = c->bnext[b];
+
+		c->bnext[b] = c->h->free_block;
+		c->h->free_block = b;
+		c->h->nfree_blocks++;
+		b = nx;
+		n++;
+	}
+	if (e->state == E_COMPLETE && (e->flags & EF_LINKED))
+		__atomic_fetch_sub(&c->h->objects, 1, __ATOMIC_RELAXED);
+	e->first = e->last = NONE;
+	e->nblocks = 0;
+	e->state = E_FREE;
+	e->flags = 0;
+	e->writer = 0;
+	e->refs = 0;
+	e->next = c->h->free_entry;
+	c->h->free_entry = idx;
+	c->h->nfree_entries++;
+}
+
+/* Free an unlinked, unreferenced, unpinned entry (stripe lock held). */
+static void
+entry_free(struct cache *c, uint32_t idx)
+{
+	if (lock_take(c, &c->h->alloc, true) != 0)
+		return;		/* leaked until the next rebuild; never reused */
+	if (c->e[idx].state != E_FREE)
+		entry_free_locked(c, idx);
+	lock_give(&c->h->alloc);
+}
+
+/*
+ * EOWNERDEAD on the allocator: a holder died between two stores of a
+ * free-list or chain update.  Chains are whole (links are written before
+ * counts), so rebuild both free lists from the entries: a block is free
+ * when no live entry's chain holds it.  A chain that runs into a block
+ * already claimed, or out of range, is cut there and its entry abandoned.
+ */
+static void
+alloc_rebuild(struct cache *c)
+{
+	struct hdr_sh *h = c->h;
+	uint8_t *mark = calloc(h->nblocks / 8 + 1, 1);
+
+	h->free_block = NONE;
+	h->nfree_blocks = 0;
+	h->free_entry = NONE;
+	h->nfree_entries = 0;
+	for (uint32_t i = 0; i < h->nentries; i++) {
+		struct entry_sh *e = &c->e[i];
+		uint32_t b = e->first, n = 0, prev = NONE;
+
+		if (e->state == E_FREE)
+			continue;
+		while (b != NONE && n < e->nblocks) {
+			if (b >= h->nblocks || mark == NULL ||
+			    (mark[b / 8] & (1u << (b % 8)))) {
+				e->flags |= CF_ABORTED;
+				break;
+			}
+			mark[b / 8] |= (uint8_t)(1u << (b % 8));
+			prev = b;
+			b = c->bnext[b];
+			n++;
+		}
+		e->nblocks = n;
+		e->last = prev;
+		if (n == 0)
+			e->first = NONE;
+		if (e->len > (uint64_t)n * CACHE_BLOCK)
+			e->len = (uint64_t)n * CACHE_BLOCK, e->flags |= CF_ABORTED;
+	}
+	/* Push in reverse so low indexes come out first. */
+	for (uint32_t b = h->nblocks; b-- > 0;)
+		if (mark == NULL || !(mark[b / 8] & (1u << (b % 8)))) {
+			c->bnext[b] = h->free_block;
+			h->free_block = b;
+			h->nfree_blocks++;
+		}
+	for (uint32_t i = h->nentries; i-- > 0;)
+		if (c->e[i].state == E_FREE) {
+			c->e[i].next = h->free_entry;
+			h->free_entry = i;
+			h->nfree_entries++;
+		}
+	free(mark);
+}
+
+static int evict_one(struct cache *c);
+
+/* Append one block to e's chain (the writer's entry). */
+static int
+block_add(struct cache *c, struct entry_sh *e)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		uint32_t b;
+
+		if (lock_take(c, &c->h->alloc, true) != 0)
+			return CACHE_EBUSY;
+		if ((b = c->h->free_block) != NONE && !fault_fail("cache_block")) {
+			c->h->free_block = c->bnext[b];
+			c->h->nfree_blocks--;
+			c->bnext[b] = NONE;
+			CRASH_POINT(c, "alloc");
+			if (e->last == NONE)
+				e->first = b;
+			else
+				c->bnext[e->last] = b;
+			e->last = b;
+			e->nblocks++;
+			lock_give(&c->h->alloc);
+			return 0;
+		}
+		lock_give(&c->h->alloc);
+		if (evict_one(c) != 0)
+			return CACHE_ENOSPC;
+	}
+	return CACHE_ENOSPC;
+}
+
+/* Take a free entry, pinned by this worker as its writer. */
+static int
+entry_new(struct cache *c, const uint64_t h[2], uint32_t *idx)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		uint32_t i;
+
+		if (lock_take(c, &c->h->alloc, true) != 0)
+			return CACHE_EBUSY;
+		if ((i = c->h->free_entry) != NONE) {
+			struct entry_sh *e = &c->e[i];
+
+			c->h->free_entry = e->next;
+			c->h->nfree_entries--;
+			e->h[0] = h[0];
+			e->h[1] = h[1];
+			e->next = 0;
+			e->flags = 0;
+			e->refs = 0;
+			e->writer = (uint32_t)c->me + 1;
+			e->first = e->last = NONE;
+			e->nblocks = 0;
+			e->key_len = e->hdr_len = 0;
+			e->len = 0;
+			e->body_len = UINT64_MAX;
+			e->waiters = 0;
+			e->hot = 0;
+			e->reval = 0;
+			memset(&e->meta, 0, sizeof(e->meta));
+			e->state = E_FILLING;
+			lock_give(&c->h->alloc);
+			*idx = i;
+			return 0;
+		}
+		lock_give(&c->h->alloc);
+		if (evict_one(c) != 0)
+			return CACHE_ENOSPC;
+	}
+	return CACHE_ENOSPC;
+}
+
+/* ---- chains (callers hold the stripe) --------------------------------- */
+
+static bool
+chain_unlink(struct cache *c, uint32_t idx)
+{
+	struct entry_sh *e = &c->e[idx];
+	uint32_t *link = &c->buckets[bucket_of(c, e)];
+
+	for (uint32_t n = 0; *link != 0 && n < WALK_MAX(c); n++) {
+		if (*link == idx + 1) {
+			*link = e->next;
+			return true;
+		}
+		link = &c->e[*link - 1].next;
+	}
+	return false;
+}
+
+static bool
+chain_has(struct cache *c, uint32_t bucket, uint32_t idx)
+{
+	uint32_t i = c->buckets[bucket];
+
+	for (uint32_t n = 0; i != 0 && n < WALK_MAX(c); n++) {
+		if (i == idx + 1)
+			return true;
+		i = c->e[i - 1].next;
+	}
+	return false;
+}
+
+static void wake_waiters(struct cache *c, struct entry_sh *e);
+
+/* Take e out of the index for good (stripe held); free it when no one
+ * holds it. */
+static void
+entry_kill(struct cache *c, struct lock_sh *s, uint32_t idx)
+{
+	struct entry_sh *e = &c->e[idx];
+
+	op_begin(s, OP_UNLINK, idx, 0, 0, 0);
+	if (e->flags & EF_LINKED) {
+		chain_unlink(c, idx);
+		CRASH_POINT(c, "unlink");
+		if (e->state == E_COMPLETE)
+			__atomic_fetch_sub(&c->h->objects, 1, __ATOMIC_RELAXED);
+	}
+	e->flags = (e->flags & ~(uint32_t)(EF_LINKED | EF_DETACHED)) | CF_DEAD;
+	op_end(s);
+	if (e->refs == 0 && e->writer == 0)
+		entry_free(c, idx);
+}
+
+/* Repair after a stripe holder died mid-change (see the file comment). */
+static void
+lock_repair_stripe(struct cache *c, struct lock_sh *s)
+{
+	uint32_t idx = s->op_entry;
+	struct entry_sh *e;
+
+	if (s->op == OP_NONE || idx >= c->h->nentries)
+		return;
+	e = &c->e[idx];
+	switch (s->op) {
+	case OP_REF:
+	case OP_UNREF:
+		/* The dead holder's own reference goes with it. */
+		e->refs = s->op == OP_REF ? s->op_refs :
+		    (s->op_refs > 0 ? s->op_refs - 1 : 0);
+		if (s->op_slot < c->nslots && s->op_rec < SLOT_RECS &&
+		    c->slots[s->op_slot].rec[s->op_rec] == idx + 1)
+			c->slots[s->op_slot].rec[s->op_rec] = 0;
+		break;
+	case OP_LINK:
+		if (chain_has(c, bucket_of(c, e), idx))
+			e->flags |= EF_LINKED;
+		else
+			e->flags &= ~(uint32_t)EF_LINKED;
+		break;
+	case OP_UNLINK:
+		chain_unlink(c, idx);
+		/* EF_LINKED still set: the holder died before it counted the
+		 * object out (entry_kill clears the flag after that). */
+		if ((e->flags & EF_LINKED) && e->state == E_COMPLETE)
+			__atomic_fetch_sub(&c->h->objects, 1, __ATOMIC_RELAXED);
+		e->flags = (e->flags & ~(uint32_t)EF_LINKED) | CF_DEAD;
+		break;
+	}
+	if (e->state != E_FREE && !(e->flags & EF_LINKED) &&
+	    !(e->flags & EF_DETACHED) && e->refs == 0 && e->writer == 0)
+		entry_free(c, idx);
+}
+
+/* ---- references -------------------------------------------------------- */
+
+/* Count a reader reference to idx (stripe held).  ENOREF when the slot's
+ * table is full. */
+static int
+ref_take_locked(struct cache *c, struct lock_sh *s, uint32_t idx,
+    struct cache_ref *ref)
+{
+	struct entry_sh *e = &c->e[idx];
+	uint32_t rec;
+
+	if (c->me < 0 || c->nfreerec == 0 || fault_fail("cache_ref"))
+		return CACHE_ENOREF;
+	rec = c->freerec[--c->nfreerec];
+	op_begin(s, OP_REF, idx, (uint32_t)c->me, rec, e->refs);
+	c->slots[c->me].rec[rec] = idx + 1;
+	CRASH_POINT(c, "ref");
+	e->refs++;
+	op_end(s);
+	memset(ref, 0, sizeof(*ref));
+	ref->idx = idx + 1;
+	ref->rec = rec;
+	ref->cur_block = NONE;
+	return 0;
+}
+
+static void
+ref_drop_locked(struct cache *c, struct lock_sh *s, uint32_t idx, uint32_t slot,
+    uint32_t rec)
+{
+	struct entry_sh *e = &c->e[idx];
+
+	op_begin(s, OP_UNREF, idx, slot, rec, e->refs);
+	if (e->refs > 0)
+		e->refs--;
+	CRASH_POINT(c, "unref");
+	c->slots[slot].rec[rec] = 0;
+	op_end(s);
+}
+
+/* ---- wakeups ---------------------------------------------------------- */
+
+/*
+ * Wakeups travel as one-byte datagrams to a per-slot abstract unix
+ * socket named from the segment's secret seed: one descriptor per worker
+ * to receive and one to send, however many slots exist (an eventfd per
+ * slot would cost every worker hundreds of descriptors).  A stray
+ * datagram can only cause a spurious wakeup, which is harmless.
+ */
+static socklen_t
+wake_addr(const struct cache *c, unsigned slot, struct sockaddr_un *a)
+{
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1,
+	    "sluice-wake-%016llx-%u", (unsigned long long)c->h->seed, slot);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static void
+wake_waiters(struct cache *c, struct entry_sh *e)
+{
+	uint64_t w;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&e->waiters, __ATOMIC_SEQ_CST) == 0)
+		return;
+	w = __atomic_exchange_n(&e->waiters, 0, __ATOMIC_SEQ_CST);
+	if (c->wake_tx < 0 &&
+	    (c->wake_tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	for (unsigned s = 0; s < c->nslots && w != 0; s++) {
+		struct sockaddr_un a;
+		socklen_t alen;
+
+		if (!(w & (1ull << (s % 64))) || c->slots[s].pid == 0)
+			continue;
+		alen = wake_addr(c, s, &a);
+		/* EAGAIN: its queue is full, so a wakeup is pending anyway. */
+		(void)!sendto(c->wake_tx, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&a,
+		    alen);
+	}
+}
+
+bool
+cache_wait(struct cache *c, struct cache_ref *ref, uint64_t seen_len)
+{
+	struct entry_sh *e = &c->e[ref->idx - 1];
+	uint32_t f, seen;
+
+	if (c->me < 0)
+		return true;
+	__atomic_fetch_or(&e->waiters, 1ull << (c->me % 64), __ATOMIC_SEQ_CST);
+	f = __atomic_load_n(&e->flags, __ATOMIC_SEQ_CST);
+	/* The head (or a Vary marker) is news once per reference: it may
+	 * have been set between the caller's view and the waiter bit, but
+	 * once reported it is no reason to look again (a slow body would
+	 * make the reader spin). */
+	seen = ref->seen_flags;
+	ref->seen_flags = f & (CF_HEAD | CF_VARY);
+	return __atomic_load_n(&e->len, __ATOMIC_SEQ_CST) != seen_len ||
+	    __atomic_load_n(&e->state, __ATOMIC_SEQ_CST) != E_FILLING ||
+	    (f & (CF_ABORTED | CF_PASS)) != 0 ||
+	    (f & (CF_HEAD | CF_VARY)) != seen;
+}
+
+void
+cache_wake_drain(struct cache *c)
+{
+	char b[64];
+
+	if (c->wake_rx < 0)
+		return;
+	while (recv(c->wake_rx, b, sizeof(b), MSG_DONTWAIT) > 0)
+		;
+}
+
+/* ---- lookup and fill ---------------------------------------------------- */
+
+/* Do the key bytes of entry e equal key? (published bytes only) */
+static bool
+key_equal(struct cache *c, const struct entry_sh *e, const char *key,
+    size_t klen)
+{
+	uint32_t b = e->first;
+	size_t off = 0;
+
+	if (e->key_len != klen ||
+	    __atomic_load_n(&e->len, __ATOMIC_ACQUIRE) < klen)
+		return false;
+	for (uint32_t n = 0; off < klen && b != NONE && n < e->nblocks; n++) {
+		size_t k = klen - off < CACHE_BLOCK ? klen - off : CACHE_BLOCK;
+
+		if (memcmp(block_ptr(c, b), key + off, k) != 0)
+			return false;
+		off += k;
+		b = c->bnext[b];
+	}
+	return off == klen;
+}
+
+/* Find the live entry of key in its chain (stripe held); NONE if none. */
+static uint32_t
+chain_find(struct cache *c, uint32_t bucket, const uint64_t h[2],
+    const char *key, size_t klen)
+{
+	uint32_t i = c->buckets[bucket];
+
+	for (uint32_t n = 0; i != 0 && n < WALK_MAX(c); n++) {
+		struct entry_sh *e = &c->e[i - 1];
+
+		if (e->h[0] == h[0] && e->h[1] == h[1] &&
+		    !(e->flags & (CF_DEAD | CF_ABORTED | CF_PASS)) &&
+		    key_equal(c, e, key, klen))
+			return i - 1;
+		i = e->next;
+	}
+	return NONE;
+}
+
+/* Writer: append without publishing (the caller publishes). */
+static int
+append_raw(struct cache *c, struct entry_sh *e, uint64_t *len, const void *p,
+    size_t n)
+{
+	const uint8_t *src = p;
+
+	while (n > 0) {
+		size_t off = (size_t)(*len % CACHE_BLOCK), k;
+		int r;
+
+		if (*len == (uint64_t)e->nblocks * CACHE_BLOCK &&
+		    (r = block_add(c, e)) != 0)
+			return r;
+		k = CACHE_BLOCK - off < n ? CACHE_BLOCK - off : n;
+		memcpy(block_ptr(c, e->last) + off, src, k);
+		src += k;
+		*len += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* A new pinned entry holding the key bytes; not linked. */
+static int
+fill_start(struct cache *c, const uint64_t h[2], const char *key, size_t klen,
+    uint32_t *idx)
+{
+	uint64_t len = 0;
+	int r;
+
+	if (klen > UINT32_MAX || klen > c->h->max_object)
+		return CACHE_ETOOBIG;
+	if ((r = entry_new(c, h, idx)) != 0)
+		return r;
+	c->e[*idx].key_len = (uint32_t)klen;
+	if ((r = append_raw(c, &c->e[*idx], &len, key, klen)) != 0) {
+		/* Not linked, no readers: drop the pin and free it. */
+		struct lock_sh *s = stripe_of_bucket(c, bucket_of(c, &c->e[*idx]));
+
+		if (lock_take(c, s, false) == 0) {
+			c->e[*idx].writer = 0;
+			entry_free(c, *idx);
+			lock_give(s);
+		}
+		return r;
+	}
+	__atomic_store_n(&c->e[*idx].len, len, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void
+writer_ref(struct cache_ref *ref, uint32_t idx)
+{
+	memset(ref, 0, sizeof(*ref));
+	ref->idx = idx + 1;
+	ref->rec = NONE;
+	ref->cur_block = NONE;
+	ref->writer = true;
+}
+
+int
+cache_get(struct cache *c, const char *key, size_t klen, bool create,
+    struct cache_ref *ref)
+{
+	uint64_t h[2];
+	uint32_t bucket, idx, mine = NONE;
+	struct lock_sh *s;
+	int r;
+
+	if (c == NULL || c->me < 0)
+		return CACHE_ENOENT;
+	key_hash(c, key, klen, h);
+	bucket = (uint32_t)(h[0] & (c->h->nbuckets - 1));
+	s = stripe_of_bucket(c, bucket);
+	for (;;) {
+		if ((r = lock_take(c, s, false)) != 0)
+			goto out;
+		if ((idx = chain_find(c, bucket, h, key, klen)) != NONE) {
+			if ((r = ref_take_locked(c, s, idx, ref)) == 0) {
+				c->e[idx].hot = 1;
+				r = CACHE_FOUND;
+			}
+			lock_give(s);
+			goto out;
+		}
+		if (!create) {
+			lock_give(s);
+			r = CACHE_ENOENT;
+			goto out;
+		}
+		if (mine != NONE) {
+			/* Link ours: concurrent misses now find it. */
+			struct entry_sh *e = &c->e[mine];
+
+			op_begin(s, OP_LINK, mine, 0, 0, 0);
+			e->next = c->buckets[bucket];
+			CRASH_POINT(c, "link");
+			c->buckets[bucket] = mine + 1;
+			CRASH_POINT(c, "linked");
+			e->flags |= EF_LINKED;
+			op_end(s);
+			lock_give(s);
+			writer_ref(ref, mine);
+			return CACHE_CREATED;
+		}
+		lock_give(s);
+		/* Fill the key outside the lock (it may evict), then look again:
+		 * another worker may have linked the same key meanwhile. */
+		if ((r = fill_start(c, h, key, klen, &mine)) != 0)
+			return r;
+	}
+out:
+	if (mine != NONE) {
+		/* Someone else's entry won; ours was never visible. */
+		if (lock_take(c, s, false) == 0) {
+			c->e[mine].writer = 0;
+			entry_free(c, mine);
+			lock_give(s);
+		}
+	}
+	return r;
+}
+
+int
+cache_create_detached(struct cache *c, const char *key, size_t klen,
+    struct cache_ref *ref)
+{
+	uint64_t h[2];
+	uint32_t idx;
+	int r;
+
+	if (c == NULL || c->me < 0)
+		return CACHE_ENOENT;
+	key_hash(c, key, klen, h);
+	if ((r = fill_start(c, h, key, klen, &idx)) != 0)
+		return r;
+	c->e[idx].flags |= EF_DETACHED;
+	writer_ref(ref, idx);
+	return 0;
+}
+
+void
+cache_view(struct cache *c, const struct cache_ref *ref, struct cache_view *v)
+{
+	struct entry_sh *e = &c->e[ref->idx - 1];
+	uint32_t seq;
+
+	v->flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) &
+	    (CF_ABORTED | CF_PASS | CF_VARY | CF_DEAD | CF_HEAD);
+	v->state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
+	v->len = __atomic_load_n(&e->len, __ATOMIC_ACQUIRE);
+	v->key_len = e->key_len;
+	v->hdr_len = e->hdr_len;
+	v->body_len = e->body_len;
+	do {
+		seq = __atomic_load_n(&e->meta_seq, __ATOMIC_ACQUIRE);
+		memcpy(&v->meta, &e->meta, sizeof(v->meta));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while ((seq & 1) || seq != __atomic_load_n(&e->meta_seq, __ATOMIC_ACQUIRE));
+}
+
+int
+cache_append(struct cache *c, struct cache_ref *ref, const void *p, size_t n)
+{
+	struct entry_sh *e = &c->e[ref->idx - 1];
+	uint64_t len = e->len;
+	int r;
+
+	if (len + n > c->h->max_object + e->key_len + (uint64_t)e->hdr_len +
+	    (e->flags & CF_HEAD ? 0 : 65536))
+		return CACHE_ETOOBIG;
+	r = append_raw(c, e, &len, p, n);
+	__atomic_store_n(&e->len, len, __ATOMIC_RELEASE);
+	wake_waiters(c, e);
+	return r;
+}
+
+void
+cache_set_head(struct cache *c, struct cache_ref *ref, uint32_t hdr_len,
+    const struct cache_meta *meta, uint64_t body_len, unsigned flags)
+{
+	struct entry_sh *e = &c->e[ref->idx - 1];
+
+	e->hdr_len = hdr_len;
+	e->body_len = body_len;
+	__atomic_store_n(&e->meta_seq, e->meta_seq + 1, __ATOMIC_RELEASE);
+	e->meta = *meta;
+	__atomic_store_n(&e->meta_seq, e->meta_seq + 1, __ATOMIC_RELEASE);
+	__atomic_fetch_or(&e->flags, CF_HEAD | (flags & CF_VARY), __ATOMIC_RELEASE);
+	wake_waiters(c, e);
+}
+
+int
+cache_commit(struct cache *c, struct cache_ref *ref)
+{
+	uint32_t idx = ref->idx - 1;
+	struct entry_sh *e = &c->e[idx];
+	uint32_t bucket = bucket_of(c, e);
+	struct lock_sh *s = stripe_of_bucket(c, bucket);
+	int r;
+
+	if ((r = lock_take(c, s, false)) != 0)
+		return r;
+	if (e->flags & (CF_DEAD | CF_ABORTED)) {
+		lock_give(s);
+		return CACHE_EABORTED;
+	}
+	e->body_len = e->len - e->key_len - e->hdr_len;
+	if (e->flags & EF_DETACHED) {
+		/* A refresh: replace whatever the index holds for this key. */
+		uint32_t i = c->buckets[bucket];
+
+		for (uint32_t n = 0; i != 0 && n < WALK_MAX(c); n++) {
+			struct entry_sh *o = &c->e[i - 1];
+			uint32_t nx = o->next;
+
+			if (o->h[0] == e->h[0] && o->h[1] == e->h[1] &&
+			    i - 1 != idx && !(o->flags & CF_DEAD))
+				entry_kill(c, s, i - 1);
+			i = nx;
+		}
+		op_begin(s, OP_LINK, idx, 0, 0, 0);
+		e->next = c->buckets[bucket];
+		c->buckets[bucket] = idx + 1;
+		e->flags = (e->flags & ~(uint32_t)EF_DETACHED) | EF_LINKED;
+		op_end(s);
+	}
+	__atomic_store_n(&e->state, E_COMPLETE, __ATOMIC_RELEASE);
+	if (e->flags & EF_LINKED)
+		__atomic_fetch_add(&c->h->objects, 1, __ATOMIC_RELAXED);
+	lock_give(s);
+	wake_waiters(c, e);
+	return 0;
+}
+
+void
+cache_abort(struct cache *c, struct cache_ref *ref, unsigned flags)
+{
+	uint32_t idx = ref->idx - 1;
+	struct entry_sh *e = &c->e[idx];
+	struct lock_sh *s = stripe_of_bucket(c, bucket_of(c, e));
+
+	if (lock_take(c, s, false) != 0) {
+		/* Still mark it: readers must never take it for complete. */
+		__atomic_fetch_or(&e->flags, CF_ABORTED, __ATOMIC_RELEASE);
+		wake_waiters(c, e);
+		return;
+	}
+	__atomic_fetch_or(&e->flags, (flags & (CF_ABORTED | CF_PASS)) | CF_ABORTED,
+	    __ATOMIC_RELEASE);
+	if (!(e->flags & CF_DEAD)) {
+		/* The writer's pin keeps the blocks: its own client may still
+		 * be draining what was published. */
+		entry_kill(c, s, idx);
+	}
+	lock_give(s);
+	wake_waiters(c, e);
+}
+
+void
+cache_release(struct cache *c, struct cache_ref *ref)
+{
+	uint32_t idx;
+	struct entry_sh *e;
+	struct lock_sh *s;
+
+	if (c == NULL || ref->idx == 0)
+		return;
+	idx = ref->idx - 1;
+	e = &c->e[idx];
+	if (ref->writer && e->state == E_FILLING && !(e->flags & CF_ABORTED))
+		cache_abort(c, ref, CF_ABORTED);
+	s = stripe_of_bucket(c, bucket_of(c, e));
+	if (lock_take(c, s, false) != 0) {
+		/* Left for the master: the record stays, reaped at exit. */
+		ref->idx = 0;
+		return;
+	}
+	if (ref->writer)
+		e->writer = 0;
+	else {
+		ref_drop_locked(c, s, idx, (uint32_t)c->me, ref->rec);
+		c->freerec[c->nfreerec++] = ref->rec;
+	}
+	if (!(e->flags & (EF_LINKED | EF_DETACHED)) && e->refs == 0 &&
+	    e->writer == 0)
+		entry_free(c, idx);
+	else if ((e->flags & EF_DETACHED) && e->writer == 0 &&
+	    e->state != E_COMPLETE)
+		entry_free(c, idx);
+	lock_give(s);
+	ref->idx = 0;
+}
+
+int
+cache_iov(struct cache *c, struct cache_ref *ref, uint64_t off, size_t maxbytes,
+    struct iovec *iov, int niov)
+{
+	struct entry_sh *e = &c->e[ref->idx - 1];
+	uint64_t len = __atomic_load_n(&e->len, __ATOMIC_ACQUIRE);
+	uint32_t b;
+	int n = 0;
+
+	if (off >= len)
+		return 0;
+	if (ref->cur_block == NONE || off < ref->cur_base) {
+		ref->cur_block = e->first;
+		ref->cur_base = 0;
+	}
+	while (ref->cur_block != NONE && off >= ref->cur_base + CACHE_BLOCK) {
+		ref->cur_block = c->bnext[ref->cur_block];
+		ref->cur_base += CACHE_BLOCK;
+	}
+	b = ref->cur_block;
+	for (uint64_t base = ref->cur_base; b != NONE && n < niov && off < len &&
+	    maxbytes > 0; base += CACHE_BLOCK) {
+		uint64_t end = base + CACHE_BLOCK < len ? base + CACHE_BLOCK : len;
+		size_t k = (size_t)(end - off);
+
+		if (k > maxbytes)
+			k = maxbytes;
+		iov[n].iov_base = block_ptr(c, b) + (off - base);
+		iov[n].iov_len = k;
+		n++;
+		off += k;
+		maxbytes -= k;
+		if (off < base + CACHE_BLOCK)
+			break;
+		b = c->bnext[b];
+	}
+	return n;
+}
+
+int
+cache_copy(struct cache *c, struct cache_ref *ref, uint64_t off, void *dst,
+    size_t n)
+{
+	struct iovec iov[16];
+	uint8_t *d = dst;
+
+	while (n > 0) {
+		int k = cache_iov(c, ref, off, n, iov, 16);
+
+		if (k <= 0)
+			return -1;
+		for (int i = 0; i < k; i++) {
+			memcpy(d, iov[i].iov_base, iov[i].iov_len);
+			d += iov[i].iov_len;
+			off += iov[i].iov_len;
+			n -= iov[i].iov_len;
+		}
+	}
+	return 0;
+}
+
+void
+cache_freshen(struct cache *c, struct cache_ref *ref,
+    const struct cache_meta *meta)
+{
+	struct entry_sh *e = &c->e[ref->idx - 1];
+	struct lock_sh *s = stripe_of_bucket(c, bucket_of(c, e));
+
+	if (lock_take(c, s, false) != 0)
+		return;
+	__atomic_store_n(&e->meta_seq, e->meta_seq + 1, __ATOMIC_RELEASE);
+	e->meta = *meta;
+	__atomic_store_n(&e->meta_seq, e->meta_seq + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->reval, 0, __ATOMIC_RELEASE);
+	lock_give(s);
+}
+
+bool
+cache_mark_revalidating(struct cache *c, struct cache_ref *ref)
+{
+	uint8_t zero = 0;
+
+	return __atomic_compare_exchange_n(&c->e[ref->idx - 1].reval, &zero, 1,
+	    false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+int
+cache_invalidate(struct cache *c, const char *key, size_t klen)
+{
+	uint64_t h[2];
+	uint32_t bucket, idx;
+	struct lock_sh *s;
+	int n = 0;
+
+	if (c == NULL || c->me < 0)
+		return 0;
+	key_hash(c, key, klen, h);
+	bucket = (uint32_t)(h[0] & (c->h->nbuckets - 1));
+	s = stripe_of_bucket(c, bucket);
+	if (lock_take(c, s, false) != 0)
+		return 0;
+	while ((idx = chain_find(c, bucket, h, key, klen)) != NONE && n < 16) {
+		entry_kill(c, s, idx);
+		n++;
+	}
+	lock_give(s);
+	return n > 0;
+}
+
+/* ---- eviction ----------------------------------------------------------- */
+
+/* CLOCK: evict one complete, unreferenced entry; 0, or ENOSPC after two
+ * sweeps found nothing evictable. */
+static int
+evict_one(struct cache *c)
+{
+	uint32_t n = c->h->nentries;
+
+	for (uint64_t step = 0; step < 2ull * n + 2; step++) {
+		uint32_t i = __atomic_fetch_add(&c->h->clock, 1, __ATOMIC_RELAXED) % n;
+		struct entry_sh *e = &c->e[i];
+		struct lock_sh *s;
+
+		/* Unlocked pre-check; rechecked under the stripe. */
+		if (e->state != E_COMPLETE || e->refs != 0 || e->writer != 0 ||
+		    !(e->flags & EF_LINKED))
+			continue;
+		if (e->hot) {
+			e->hot = 0;
+			continue;
+		}
+		s = stripe_of_bucket(c, bucket_of(c, e));
+		if (lock_take(c, s, false) != 0)
+			continue;
+		if (e->state == E_COMPLETE && e->refs == 0 && e->writer == 0 &&
+		    (e->flags & EF_LINKED)) {
+			entry_kill(c, s, i);
+			lock_give(s);
+			__atomic_fetch_add(&c->h->evictions, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		lock_give(s);
+	}
+	return CACHE_ENOSPC;
+}
+
+/* ---- the master ----------------------------------------------------------- */
+
+static bool
+pid_is_sluice(int pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	if (fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	return strncmp(comm, "sluice", 6) == 0;
+}
+
+/* Fresh segment contents: free lists, empty index, new locks and seed. */
+static int
+segment_format(struct cache *c)
+{
+	struct hdr_sh *h = c->h;
+
+	map_regions(c);
+	if (RAND_bytes((unsigned char *)&h->seed, sizeof(h->seed)) != 1)
+		h->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	for (uint32_t i = 0; i < h->nstripes; i++) {
+		memset(&c->stripes[i], 0, sizeof(c->stripes[i]));
+		if (lock_init(&c->stripes[i].m) != 0)
+			return CACHE_ESYS;
+	}
+	memset(&h->alloc, 0, sizeof(h->alloc));
+	if (lock_init(&h->alloc.m) != 0)
+		return CACHE_ESYS;
+	memset(c->buckets, 0, (size_t)h->nbuckets * 4);
+	memset(c->e, 0, (size_t)h->nentries * sizeof(struct entry_sh));
+	alloc_rebuild(c);
+	h->objects = 0;
+	h->evictions = 0;
+	h->clock = 0;
+	return 0;
+}
+
+/*
+ * A kept segment from an earlier run: no process uses it now, so make it
+ * whole again.  Every lock is re-initialised; an entry survives only if
+ * it was complete and indexed, its chain is intact and long enough, and
+ * its key bytes still hash to its stored hash.  The index and the free
+ * lists are rebuilt from the survivors.  Returns the objects kept.
+ */
+static uint64_t
+segment_recover(struct cache *c)
+{
+	struct hdr_sh *h = c->h;
+	uint64_t kept = 0;
+	char *kb = NULL;
+	size_t kcap = 0;
+
+	map_regions(c);
+	for (uint32_t i = 0; i < h->nstripes; i++) {
+		memset(&c->stripes[i], 0, sizeof(c->stripes[i]));
+		lock_init(&c->stripes[i].m);
+	}
+	memset(&h->alloc, 0, sizeof(h->alloc));
+	lock_init(&h->alloc.m);
+	memset(c->buckets, 0, (size_t)h->nbuckets * 4);
+	/* Chains first (cuts broken ones), then judge each entry. */
+	alloc_rebuild(c);
+	h->objects = 0;
+	for (uint32_t i = 0; i < h->nentries; i++) {
+		struct entry_sh *e = &c->e[i];
+		bool ok = e->state == E_COMPLETE &&
+		    (e->flags & EF_LINKED) &&
+		    !(e->flags & (CF_DEAD | CF_ABORTED | CF_PASS)) &&
+		    (e->flags & CF_HEAD) &&
+		    e->len <= (uint64_t)e->nblocks * CACHE_BLOCK &&
+		    (uint64_t)e->key_len + e->hdr_len <= e->len &&
+		    e->body_len == e->len - e->key_len - e->hdr_len;
+
+		if (ok) {
+			struct cache_ref r;
+			uint64_t hh[2];
+
+			if (kcap < e->key_len + 1u) {
+				free(kb);
+				kcap = e->key_len + 1u;
+				kb = malloc(kcap);
+			}
+			memset(&r, 0, sizeof(r));
+			r.idx = i + 1;
+			r.cur_block = NONE;
+			ok = kb != NULL && cache_copy(c, &r, 0, kb, e->key_len) == 0;
+			if (ok) {
+				key_hash(c, kb, e->key_len, hh);
+				ok = hh[0] == e->h[0] && hh[1] == e->h[1];
+			}
+		}
+		e->refs = 0;
+		e->writer = 0;
+		e->waiters = 0;
+		e->meta_seq = 0;
+		if (ok) {
+			uint32_t b = bucket_of(c, e);
+
+			e->next = c->buckets[b];
+			c->buckets[b] = i + 1;
+			e->flags = EF_LINKED | CF_HEAD | (e->flags & CF_VARY);
+			kept++;
+		} else if (e->state != E_FREE) {
+			e->state = E_FREE;
+			e->flags = 0;
+		}
+	}
+	free(kb);
+	alloc_rebuild(c);	/* now without the dropped entries */
+	h->objects = kept;
+	return kept;
+}
+
+static void
+cache_free(struct cache *c)
+{
+	if (c == NULL)
+		return;
+	if (c->h != NULL)
+		munmap(c->h, c->maplen);
+	if (c->slots != NULL)
+		munmap(c->slots, c->slots_len);
+	if (c->wake_rx >= 0)
+		close(c->wake_rx);
+	if (c->wake_tx >= 0)
+		close(c->wake_tx);
+	free(c->freerec);
+	free(c);
+}
+
+/* Open the existing segment of a previous run for re-attaching. */
+static int
+segment_attach(struct cache *c, const struct cache_params *p, int fd,
+    char *note, size_t notelen)
+{
+	struct hdr_sh want, *h;
+	struct stat st;
+	void *m;
+
+	if (fstat(fd, &st) != 0)
+		return CACHE_ESYS;
+	if ((p->uid >= 0 && st.st_uid != (uid_t)p->uid) ||
+	    (st.st_mode & 07777) != 0600)
+		return CACHE_EOWNER;
+	if (layout(&want, p->size) != 0 || (uint64_t)st.st_size != want.size)
+		return CACHE_ELAYOUT;
+	m = mmap(NULL, want.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return CACHE_ESYS;
+	h = m;
+	if (h->magic != CACHE_MAGIC || h->layout != CACHE_LAYOUT ||
+	    h->size != want.size || h->block_size != want.block_size ||
+	    h->nblocks != want.nblocks || h->nentries != want.nentries ||
+	    h->nbuckets != want.nbuckets || h->nstripes != want.nstripes ||
+	    h->entry_size != want.entry_size ||
+	    h->off_blocks != want.off_blocks) {
+		munmap(m, want.size);
+		return CACHE_ELAYOUT;
+	}
+	if (pid_is_sluice(h->creator_pid) && h->creator_pid != getpid()) {
+		munmap(m, want.size);
+		return CACHE_EINUSE;
+	}
+	c->h = h;
+	c->maplen = want.size;
+	snprintf(note, notelen, "re-attached cache segment %s: %llu objects kept",
+	    p->name, (unsigned long long)segment_recover(c));
+	return 0;
+}
+
+int
+cache_open(struct cache **cp, const struct cache_params *p, char *note,
+    size_t notelen)
+{
+	struct cache *c;
+	struct hdr_sh want;
+	int fd = -1, r;
+	bool attached = false;
+
+	*cp = NULL;
+	if (note && notelen)
+		note[0] = '\0';
+	if (layout(&want, p->size) != 0)
+		return CACHE_ETOOBIG;	/* too small: the config check bounds it */
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CACHE_ESYS;
+	c->me = -1;
+	c->wake_rx = c->wake_tx = -1;
+	snprintf(c->name, sizeof(c->name), "%s", p->name);
+
+	fd = shm_open(p->name, O_RDWR, 0600);
+	if (fd >= 0) {
+		r = p->persist ? segment_attach(c, p, fd, note, notelen) :
+		    CACHE_ELAYOUT;
+		if (r == 0)
+			attached = true;
+		else if (r == CACHE_EOWNER || r == CACHE_EINUSE)
+			goto fail;
+		else {
+			/* A leftover of a stopped or crashed run, or another
+			 * layout: check it is not a live sluice's, then start
+			 * over. */
+			struct hdr_sh old;
+			struct stat st;
+
+			if (fstat(fd, &st) == 0 && (st.st_mode & 07777) != 0600) {
+				r = CACHE_EOWNER;
+				goto fail;
+			}
+			if (pread(fd, &old, sizeof(old), 0) == (ssize_t)sizeof(old) &&
+			    old.magic == CACHE_MAGIC && old.creator_pid != getpid() &&
+			    pid_is_sluice(old.creator_pid)) {
+				r = CACHE_EINUSE;
+				goto fail;
+			}
+			snprintf(note, notelen, "cache segment %s %s: recreated",
+			    p->name, p->persist ? "of another size or layout" :
+			    "left by an earlier run");
+			close(fd);
+			fd = -1;
+			shm_unlink(p->name);
+		}
+	} else if (errno != ENOENT) {
+		r = CACHE_ESYS;
+		goto fail;
+	}
+	if (!attached) {
+		/* O_EXCL: a name someone pre-created is never adopted. */
+		fd = shm_open(p->name, O_RDWR | O_CREAT | O_EXCL, 0600);
+		if (fd < 0) {
+			r = errno == EEXIST ? CACHE_EOWNER : CACHE_ESYS;
+			goto fail;
+		}
+		if ((p->uid >= 0 || p->gid >= 0) &&
+		    fchown(fd, (uid_t)p->uid, (gid_t)p->gid) != 0)
+			goto sysfail;
+		if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)want.size) != 0)
+			goto sysfail;
+		/* Reserve the pages now: tmpfs is sparse, and a page it cannot
+		 * supply later would be SIGBUS in a worker (HOSTILE F5). */
+		if ((errno = posix_fallocate(fd, 0, (off_t)want.size)) != 0)
+			goto sysfail_unlink;
+		c->h = mmap(NULL, want.size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    fd, 0);
+		if (c->h == MAP_FAILED) {
+			c->h = NULL;
+			goto sysfail_unlink;
+		}
+		c->maplen = want.size;
+		*c->h = want;
+		if ((r = segment_format(c)) != 0)
+			goto fail_unlink;
+	}
+	close(fd);
+	fd = -1;
+	c->h->creator_pid = getpid();
+	c->h->max_object = p->max_object;
+
+	c->nslots = p->nslots;
+	c->slots_len = (size_t)p->nslots * sizeof(struct slot_sh);
+	c->slots = mmap(NULL, c->slots_len, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (c->slots == MAP_FAILED) {
+		c->slots = NULL;
+		goto sysfail;
+	}
+	*cp = c;
+	return 0;
+
+sysfail_unlink:
+	r = CACHE_ESYS;
+fail_unlink:
+	{
+		int e = errno;
+
+		shm_unlink(p->name);
+		errno = e;
+	}
+	goto fail;
+sysfail:
+	r = CACHE_ESYS;
+fail:
+	{
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		cache_free(c);
+		errno = e;
+	}
+	return r;
+}
+
+void
+cache_close(struct cache *c, bool unlink_segment)
+{
+	if (c == NULL)
+		return;
+	if (unlink_segment && c->me < 0)
+		shm_unlink(c->name);
+	cache_free(c);
+}
+
+void
+cache_claim(struct cache *c)
+{
+	if (c != NULL)
+		c->h->creator_pid = getpid();
+}
+
+void
+cache_set_max_object(struct cache *c, uint64_t max_object)
+{
+	if (c != NULL)
+		__atomic_store_n(&c->h->max_object, max_object, __ATOMIC_RELAXED);
+}
+
+uint64_t
+cache_segment_size(const struct cache *c)
+{
+	return c ? c->h->size : 0;
+}
+
+void
+cache_slot_start(struct cache *c, unsigned slot, int pid)
+{
+	if (c == NULL || slot >= c->nslots)
+		return;
+	memset(c->slots[slot].rec, 0, sizeof(c->slots[slot].rec));
+	c->slots[slot].heartbeat = 0;
+	__atomic_store_n(&c->slots[slot].pid, pid, __ATOMIC_RELEASE);
+}
+
+unsigned
+cache_slot_reap(struct cache *c, unsigned slot)
+{
+	unsigned n = 0;
+
+	if (c == NULL || slot >= c->nslots)
+		return 0;
+	/* Locks it died holding first: a repair may drop its records. */
+	lock_probe(c, &c->h->alloc, true);
+	for (uint32_t i = 0; i < c->h->nstripes; i++)
+		lock_probe(c, &c->stripes[i], false);
+	for (uint32_t r = 0; r < SLOT_RECS; r++) {
+		uint32_t v = c->slots[slot].rec[r];
+		struct lock_sh *s;
+
+		if (v == 0 || v > c->h->nentries)
+			continue;
+		s = stripe_of_bucket(c, bucket_of(c, &c->e[v - 1]));
+		if (lock_take(c, s, false) != 0)
+			continue;
+		/* The repair inside lock_take may have dropped it already. */
+		if (c->slots[slot].rec[r] == v) {
+			struct entry_sh *e = &c->e[v - 1];
+
+			ref_drop_locked(c, s, v - 1, slot, r);
+			if (!(e->flags & (EF_LINKED | EF_DETACHED)) &&
+			    e->refs == 0 && e->writer == 0 && e->state != E_FREE)
+				entry_free(c, v - 1);
+			n++;
+		}
+		lock_give(s);
+	}
+	/* Entries the dead worker was filling: abandon them. */
+	for (uint32_t i = 0; i < c->h->nentries; i++) {
+		struct entry_sh *e = &c->e[i];
+		struct lock_sh *s;
+
+		if (__atomic_load_n(&e->writer, __ATOMIC_ACQUIRE) != slot + 1)
+			continue;
+		s = stripe_of_bucket(c, bucket_of(c, e));
+		if (lock_take(c, s, false) != 0)
+			continue;
+		if (e->writer == slot + 1 && e->state != E_FREE) {
+			if (e->state == E_FILLING) {
+				e->flags |= CF_ABORTED;
+				if (!(e->flags & CF_DEAD))
+					entry_kill(c, s, i);
+			}
+			e->writer = 0;
+			if (!(e->flags & (EF_LINKED)) && e->refs == 0)
+				entry_free(c, i);
+			wake_waiters(c, e);
+			n++;
+		}
+		lock_give(s);
+	}
+	__atomic_store_n(&c->slots[slot].pid, 0, __ATOMIC_RELEASE);
+	return n;
+}
+
+int
+cache_fsck(struct cache *c, const char **why)
+{
+	struct hdr_sh *h = c->h;
+	uint8_t *mark = calloc(h->nblocks / 8 + 1, 1);
+	uint64_t used = 0, fb = 0, fe = 0, refsum = 0, recs = 0;
+	int bad = 0;
+
+	*why = "ok";
+#define FSCK(cond, msg) do { if (!(cond)) { if (bad == 0) *why = (msg); bad--; } } while (0)
+	FSCK(mark != NULL, "out of memory");
+	if (mark == NULL)
+		return bad;
+	for (uint32_t i = 0; i < h->nentries; i++) {
+		struct entry_sh *e = &c->e[i];
+		uint32_t b = e->first, n = 0;
+
+		if (e->state == E_FREE)
+			continue;
+		while (b != NONE && n < e->nblocks && b < h->nblocks) {
+			FSCK(!(mark[b / 8] & (1u << (b % 8))), "a block is in two chains");
+			mark[b / 8] |= (uint8_t)(1u << (b % 8));
+			b = c->bnext[b];
+			n++;
+		}
+		FSCK(n == e->nblocks, "a chain is shorter than its count");
+		FSCK(e->len <= (uint64_t)n * CACHE_BLOCK, "an entry is longer than its blocks");
+		used += n;
+		refsum += e->refs;
+	}
+	for (uint32_t b = h->free_block, n = 0; b != NONE && n <= h->nblocks;
+	    b = c->bnext[b], n++) {
+		FSCK(b < h->nblocks, "the free list leaves the pool");
+		if (b >= h->nblocks)
+			break;
+		FSCK(!(mark[b / 8] & (1u << (b % 8))), "a free block is in use");
+		mark[b / 8] |= (uint8_t)(1u << (b % 8));
+		fb++;
+	}
+	for (uint32_t i = h->free_entry, n = 0; i != NONE && n <= h->nentries;
+	    i = c->e[i].next, n++) {
+		FSCK(i < h->nentries && c->e[i].state == E_FREE, "the free entry list is bad");
+		if (i >= h->nentries)
+			break;
+		fe++;
+	}
+	FSCK(fb == h->nfree_blocks, "the free block count is wrong");
+	FSCK(fb + used == h->nblocks, "blocks leak: free + used != total");
+	FSCK(fe == h->nfree_entries, "the free entry count is wrong");
+	for (unsigned s = 0; s < c->nslots; s++)
+		for (uint32_t r = 0; r < SLOT_RECS; r++)
+			recs += c->slots[s].rec[r] != 0;
+	FSCK(recs == refsum, "entry refs differ from the slot records");
+#undef FSCK
+	free(mark);
+	return bad;
+}
+
+int
+cache_gauges(const struct cache *c, struct cache_gauges *g)
+{
+	uint64_t refs = 0;
+
+	memset(g, 0, sizeof(*g));
+	if (c == NULL)
+		return CACHE_ENOENT;
+	g->size = c->h->size;
+	g->block_size = CACHE_BLOCK;
+	g->blocks_total = c->h->nblocks;
+	g->blocks_free = __atomic_load_n(&c->h->nfree_blocks, __ATOMIC_RELAXED);
+	g->blocks_used = g->blocks_total - g->blocks_free;
+	g->entries_total = c->h->nentries;
+	g->entries_used = g->entries_total -
+	    __atomic_load_n(&c->h->nfree_entries, __ATOMIC_RELAXED);
+	g->objects = __atomic_load_n(&c->h->objects, __ATOMIC_RELAXED);
+	g->evictions = __atomic_load_n(&c->h->evictions, __ATOMIC_RELAXED);
+	for (unsigned s = 0; s < c->nslots; s++)
+		if (c->slots[s].pid != 0)
+			for (uint32_t r = 0; r < SLOT_RECS; r++)
+				refs += c->slots[s].rec[r] != 0;
+	g->refs = refs;
+	return 0;
+}
+
+/* ---- a worker ------------------------------------------------------------ */
+
+int
+cache_worker_init(struct cache *c, unsigned slot)
+{
+	if (c == NULL || slot >= c->nslots)
+		return -1;
+	c->me = (int)slot;
+	/* A handle that already was a worker (tests: a fork of one) drops
+	 * its old table and wakeup socket instead of leaking them. */
+	free(c->freerec);
+	if (c->wake_rx >= 0)
+		close(c->wake_rx);
+	c->wake_rx = -1;
+	if ((c->freerec = malloc(SLOT_RECS * sizeof(uint32_t))) == NULL)
+		return -1;
+	c->nfreerec = 0;
+	for (uint32_t r = SLOT_RECS; r-- > 0;)
+		if (c->slots[slot].rec[r] == 0)
+			c->freerec[c->nfreerec++] = r;
+	{
+		struct sockaddr_un a;
+		socklen_t alen = wake_addr(c, slot, &a);
+
+		c->wake_rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->wake_rx < 0 || bind(c->wake_rx, (struct sockaddr *)&a, alen) < 0) {
+			if (c->wake_rx >= 0)
+				close(c->wake_rx);
+			c->wake_rx = -1;
+			return -1;
+		}
+	}
+	return c->wake_rx;
+}
+
+void
+cache_heartbeat(struct cache *c, uint64_t now_ms)
+{
+	if (c != NULL && c->me >= 0)
+		__atomic_store_n(&c->slots[c->me].heartbeat, now_ms, __ATOMIC_RELAXED);
+}
+
+uint64_t
+cache_slot_heartbeat(const struct cache *c, unsigned slot)
+{
+	if (c == NULL || slot >= c->nslots)
+		return 0;
+	return __atomic_load_n(&c->slots[slot].heartbeat, __ATOMIC_RELAXED);
+}
+
+#ifdef SLUICE_FAULT_INJECTION
+void
+cache_test_crash_at(struct cache *c, const char *point)
+{
+	c->crash_at = point;
+}
+#endif

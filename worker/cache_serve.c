@@ -1,0 +1,1265 @@
+/*
+ * cache_serve.c - the worker side of the shared cache (RFC 9111 for a
+ * shared cache): lookup, the origin fill, and serving entries.
+ *
+ * What: conn.c calls in at fixed points: after routing (lookup), while
+ * building the origin request (conditionals), at the origin's response
+ * head (store or not), and for two states of its machine: C_CACHE (a
+ * client served from an entry) and C_FILL (the origin's body goes into
+ * an entry, and the client is served from that entry like any reader).
+ *
+ * Assumes: the entry format of shm/cache.c, [key][head][body], where the
+ * head is what sluice generated from the origin's validated fields: the
+ * status line and end-to-end fields, CRLF each, without framing, Age or
+ * the final blank line.  Those are added per client when served.
+ *
+ * Why this way: one serving path for hits, collapsed followers and the
+ * filling client, so they cannot disagree on bytes; the fill runs at the
+ * origin's speed however slow the leader's own client is; and the
+ * policy is the pure shm/cache_policy.c, fed with `now` here.
+ *
+ * Keys: "G http://host:port/path?query" for GET and HEAD.  A response
+ * with Vary turns the URL's entry into a marker whose head is "nonce
+ * names"; the variant key is the URL key, the marker's nonce and the
+ * request's values for those names.  A new marker has a new nonce, so an
+ * invalidated URL never finds its old variants again.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "worker/cache_serve.h"
+#include "worker/conn_int.h"
+#include "worker/errpage.h"
+#include "worker/upstream.h"
+
+#define HEURISTIC_MAX	86400		/* cap of a Last-Modified heuristic */
+#define VARY_MAX	4096		/* canonical Vary values we key on */
+#define SERVE_IOV	64
+#define FILL_BUF	65536
+
+static int64_t
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
+static void
+stat_add(struct conn *c, enum shm_stat_id id, uint64_t n)
+{
+	shm_stats_add(c->w->stats, id, n);
+}
+
+/* The request's fields as cache_field slices (n <= cap). */
+static size_t
+fields_of(const char *base, const struct http_field *f, unsigned nf,
+    struct cache_field *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < nf && n < cap; i++) {
+		if (f[i].flags & (HF_HOP | HF_NOMINATED))
+			continue;
+		out[n].name = base + f[i].name_off;
+		out[n].nlen = f[i].name_len;
+		out[n].value = base + f[i].value_off;
+		out[n].vlen = f[i].value_len;
+		n++;
+	}
+	return n;
+}
+
+/* The stored head's fields (lines "Name: value" we wrote ourselves). */
+static size_t
+stored_fields(const char *h, size_t len, struct cache_field *out, size_t cap,
+    int *status)
+{
+	const char *p = h, *end = h + len, *eol;
+	size_t n = 0;
+
+	*status = 0;
+	if ((eol = memmem(p, len, "\r\n", 2)) == NULL)
+		return 0;
+	if (len > 12)
+		*status = atoi(h + 9);
+	p = eol + 2;
+	while (p < end && n < cap && (eol = memmem(p, (size_t)(end - p), "\r\n", 2))) {
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+
+		if (colon != NULL) {
+			const char *v = colon + 1;
+
+			while (v < eol && *v == ' ')
+				v++;
+			out[n].name = p;
+			out[n].nlen = (size_t)(colon - p);
+			out[n].value = v;
+			out[n].vlen = (size_t)(eol - v);
+			n++;
+		}
+		p = eol + 2;
+	}
+	return n;
+}
+
+static const struct cache_field *
+field_find(const struct cache_field *f, size_t n, const char *name)
+{
+	size_t l = strlen(name);
+
+	for (size_t i = 0; i < n; i++)
+		if (f[i].nlen == l && strncasecmp(f[i].name, name, l) == 0)
+			return &f[i];
+	return NULL;
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+
+/* "G http://host:port/path": scheme and host are lower case already
+ * (http_url.c); the port is always written, so :80 and none are one. */
+static int
+key_build(struct conn *c)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	const char *path = r->url.path;
+	size_t plen = r->url.path_len;
+	size_t need = strlen(r->url.host) + plen + 32;
+	int n;
+
+	if (r->origin_form) {
+		path = r->hdr + r->msg.target_off;
+		plen = r->msg.target_len;
+		need += plen;
+	}
+	if ((cs->key = malloc(need + VARY_MAX + 64)) == NULL)
+		return -1;
+	n = snprintf(cs->key, need, "G http://%s%s%s:%d%s%.*s",
+	    r->url.host_is_ipv6 ? "[" : "", r->url.host,
+	    r->url.host_is_ipv6 ? "]" : "", r->port, path[0] == '?' ? "/" : "",
+	    (int)plen, path);
+	if (n < 0 || (size_t)n >= need)
+		return -1;
+	cs->key_len = cs->primary_len = (size_t)n;
+	return 0;
+}
+
+/* Turn cs->key into the variant key for a marker's head "nonce names". */
+static int
+key_variant(struct conn *c, const char *marker, size_t mlen)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache_field f[128];
+	const char *sp = memchr(marker, ' ', mlen);
+	size_t nf = fields_of(r->hdr, r->fields, r->msg.nfields, f, 128);
+	char *p;
+	int n;
+
+	if (sp == NULL || (size_t)(sp - marker) > 32)
+		return -1;
+	p = cs->key + cs->primary_len;
+	*p++ = '\n';
+	memcpy(p, marker, (size_t)(sp - marker));
+	p += sp - marker;
+	*p++ = '\n';
+	n = cache_vary_key(sp + 1, mlen - (size_t)(sp - marker) - 1, f, nf, p,
+	    VARY_MAX);
+	if (n < 0)
+		return -1;
+	cs->key_len = (size_t)(p - cs->key) + (size_t)n;
+	return 0;
+}
+
+/* ---- lookup --------------------------------------------------------------- */
+
+static void
+set_status(struct creq *cs, const char *s)
+{
+	snprintf(cs->status, sizeof(cs->status), "%s", s);
+}
+
+static void
+req_cache_fields(struct conn *c, struct cache_req *q)
+{
+	struct req *r = c->req;
+	struct cache_field f[128];
+	size_t nf = fields_of(r->hdr, r->fields, r->msg.nfields, f, 128);
+
+	cache_req_parse(q, f, nf);
+}
+
+static void serve_begin(struct conn *c, const char *code);
+
+bool
+cache_serve_lookup(struct conn *c)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache *cache = c->w->cache;
+	struct cache_req q;
+	bool get = r->msg.method == M_GET, head = r->msg.method == M_HEAD;
+	int rv;
+
+	if (cache == NULL)
+		return false;
+	if (!get && !head) {
+		if (r->msg.method != M_CONNECT && !(r->msg.flags & MF_UPGRADE_WS))
+			set_status(cs, "fwd=method");
+		return false;
+	}
+	if (r->is_connect || (r->msg.flags & MF_UPGRADE_WS))
+		return false;
+	if (r->msg.body != BODY_NONE) {
+		/* A GET with a body is not cached (HOSTILE cache poisoning). */
+		set_status(cs, "fwd=request");
+		cs->mode = CS_PASS;
+		return false;
+	}
+	if (key_build(c) < 0) {
+		cs->mode = CS_PASS;
+		return false;
+	}
+	req_cache_fields(c, &q);
+	cs->req_time = now_s();
+	for (int hop = 0; hop < 3; hop++) {
+		struct cache_view v;
+		bool create = get && !(q.cc.flags & (CC_NO_STORE | CC_ONLY_IF_CACHED));
+
+		rv = cache_get(cache, cs->key, cs->key_len, create, &cs->read);
+		if (rv == CACHE_CREATED) {
+			cs->fill = cs->read;
+			memset(&cs->read, 0, sizeof(cs->read));
+			cs->mode = CS_FILL;
+			set_status(cs, hop ? "fwd=vary-miss" : "fwd=uri-miss");
+			cs->code = "TCP_MISS";
+			stat_add(c, STAT_cache_misses, 1);
+			return false;
+		}
+		if (rv != CACHE_FOUND && (q.cc.flags & CC_ONLY_IF_CACHED)) {
+			/* RFC 9111 5.2.1.7: nothing stored, so 504. */
+			cs->mode = CS_PASS;
+			set_status(cs, "fwd=miss; detail=only-if-cached");
+			conn_error(c, 504, "The response is not in the cache (only-if-cached).");
+			return true;
+		}
+		if (rv != CACHE_FOUND) {
+			/* No entry and none made (HEAD, no-store, no room). */
+			cs->mode = CS_PASS;
+			set_status(cs, hop ? "fwd=vary-miss" : "fwd=uri-miss");
+			stat_add(c, STAT_cache_misses, 1);
+			return false;
+		}
+		cache_view(cache, &cs->read, &v);
+		if ((v.flags & CF_VARY) && v.state == CE_COMPLETE) {
+			char m[VARY_MAX];
+
+			if (v.hdr_len >= sizeof(m) ||
+			    cache_copy(cache, &cs->read, v.key_len, m, v.hdr_len) != 0 ||
+			    (cs->key_len = cs->primary_len,
+			    key_variant(c, m, v.hdr_len)) < 0) {
+				cache_release(cache, &cs->read);
+				cs->key_len = cs->primary_len;
+				cs->mode = CS_PASS;
+				set_status(cs, "fwd=vary-miss");
+				return false;
+			}
+			cache_release(cache, &cs->read);
+			continue;
+		}
+		if (v.state == CE_FILLING) {
+			/* Join the fill: stream it as it grows. */
+			cs->mode = CS_READ;
+			cs->collapsed = true;
+			set_status(cs, "fwd=uri-miss; collapsed");
+			stat_add(c, STAT_cache_collapsed, 1);
+			serve_begin(c, "TCP_CF_MISS");
+			return true;
+		}
+		switch (cache_usable(&v.meta, &q, now_s())) {
+		case USE_FRESH:
+			cs->mode = CS_READ;
+			snprintf(cs->status, sizeof(cs->status), "hit; ttl=%lld",
+			    (long long)(v.meta.lifetime - cache_age(&v.meta, now_s())));
+			stat_add(c, STAT_cache_hits, 1);
+			serve_begin(c, "TCP_HIT");
+			return true;
+		case USE_STALE_SWR:
+			/* Serve it stale; one background request refreshes it. */
+			if (!c->bg && cache_mark_revalidating(cache, &cs->read) &&
+			    conn_background(c) == 0) {
+				cs->mode = CS_READ;
+				set_status(cs, "hit; detail=stale-while-revalidate");
+				stat_add(c, STAT_cache_stale_served, 1);
+				serve_begin(c, "TCP_STALE_HIT");
+				return true;
+			}
+			if (!c->bg && !head) {
+				/* Someone else refreshes it: still serve it stale. */
+				cs->mode = CS_READ;
+				set_status(cs, "hit; detail=stale-while-revalidate");
+				stat_add(c, STAT_cache_stale_served, 1);
+				serve_begin(c, "TCP_STALE_HIT");
+				return true;
+			}
+			/* The background request itself revalidates. */
+			__attribute__((fallthrough));
+		case USE_REVALIDATE:
+			if (head || (q.cc.flags & CC_ONLY_IF_CACHED)) {
+				/* Not worth a fetch: HEAD, or the client said so. */
+				cs->mode = CS_READ;
+				set_status(cs, "hit; detail=stale");
+				stat_add(c, STAT_cache_stale_served, 1);
+				serve_begin(c, "TCP_STALE_HIT");
+				return true;
+			}
+			cs->mode = CS_REVAL;
+			set_status(cs, "fwd=stale");
+			return false;
+		}
+	}
+	cs->mode = CS_PASS;
+	return false;
+}
+
+/* ---- the origin request ------------------------------------------------------ */
+
+bool
+cache_serve_skip_field(const struct conn *c, int id)
+{
+	const struct creq *cs = &c->req->cs;
+
+	if (cs->mode != CS_FILL && cs->mode != CS_REVAL)
+		return false;
+	/* We fetch the whole object and answer these ourselves. */
+	return id == H_IF_NONE_MATCH || id == H_IF_MODIFIED_SINCE ||
+	    id == H_RANGE || id == H_IF_RANGE;
+}
+
+int
+cache_serve_cond_fields(struct conn *c, struct buf *out)
+{
+	struct creq *cs = &c->req->cs;
+	struct cache_view v;
+	struct cache_field f[64];
+	const struct cache_field *etag, *lm;
+	char *h;
+	size_t n;
+	int st, rv = 0;
+
+	if (cs->mode != CS_REVAL || cs->read.idx == 0)
+		return 0;
+	cache_view(c->w->cache, &cs->read, &v);
+	if ((h = malloc(v.hdr_len + 1)) == NULL)
+		return 0;
+	if (cache_copy(c->w->cache, &cs->read, v.key_len, h, v.hdr_len) == 0) {
+		n = stored_fields(h, v.hdr_len, f, 64, &st);
+		if ((etag = field_find(f, n, "etag")) != NULL &&
+		    buf_printf(out, "If-None-Match: %.*s\r\n", (int)etag->vlen,
+		    etag->value) < 0)
+			rv = -1;
+		if ((lm = field_find(f, n, "last-modified")) != NULL &&
+		    buf_printf(out, "If-Modified-Since: %.*s\r\n", (int)lm->vlen,
+		    lm->value) < 0)
+			rv = -1;
+	}
+	free(h);
+	return rv;
+}
+
+/* ---- the origin's response ------------------------------------------------ */
+
+/* The head we store: status line and end-to-end fields, no framing. */
+static int
+stored_head(struct conn *c, const char *rbuf, struct buf *out)
+{
+	struct req *r = c->req;
+	const struct http_msg *m = &r->rmsg;
+
+	if (buf_printf(out, "HTTP/1.1 %d %.*s\r\n", m->status,
+	    (int)m->reason_len, rbuf + m->reason_off) < 0)
+		return -1;
+	for (unsigned i = 0; i < m->nfields; i++) {
+		const struct http_field *f = &r->rfields[i];
+
+		if (f->flags & (HF_HOP | HF_NOMINATED))
+			continue;
+		if (f->id == H_CONTENT_LENGTH || f->id == H_TRANSFER_ENCODING ||
+		    f->id == H_AGE)
+			continue;
+		if (buf_printf(out, "%.*s: %.*s\r\n", (int)f->name_len,
+		    rbuf + f->name_off, (int)f->value_len, rbuf + f->value_off) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Give up the fill before anything of the body went in. */
+static void
+fill_drop(struct conn *c, unsigned flags)
+{
+	struct creq *cs = &c->req->cs;
+
+	if (cs->fill.idx != 0) {
+		cache_abort(c->w->cache, &cs->fill, flags);
+		cache_release(c->w->cache, &cs->fill);
+	}
+}
+
+/* Make the URL's entry a Vary marker and point cs->fill at the variant. */
+static int
+fill_vary(struct conn *c, const struct cache_resp *rp)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache *cache = c->w->cache;
+	char m[VARY_MAX];
+	uint64_t nonce;
+	struct cache_meta meta;
+	int n;
+
+	if (cs->key_len != cs->primary_len || rp->nvary != 1)
+		return -1;	/* a variant that varies again, or split Vary */
+	if (RAND_bytes((unsigned char *)&nonce, sizeof(nonce)) != 1)
+		return -1;
+	n = snprintf(m, sizeof(m), "%016llx %.*s", (unsigned long long)nonce,
+	    (int)rp->vary_len, rp->vary);
+	if (n < 0 || (size_t)n >= sizeof(m) || key_variant(c, m, (size_t)n) < 0)
+		return -1;
+	memset(&meta, 0, sizeof(meta));
+	meta.response_time = meta.date = now_s();
+	meta.lifetime = INT32_MAX;
+	meta.swr = meta.sie = -1;
+	meta.last_modified = -1;
+	if (cache_append(cache, &cs->fill, m, (size_t)n) != 0)
+		return -1;
+	cache_set_head(cache, &cs->fill, (uint32_t)n, &meta, 0, CF_VARY);
+	if (cache_commit(cache, &cs->fill) != 0)
+		return -1;
+	cache_release(cache, &cs->fill);
+	/* The variant: replace whatever an older marker left under its key. */
+	if (cache_create_detached(cache, cs->key, cs->key_len, &cs->fill) != 0)
+		return -1;
+	return 0;
+}
+
+bool
+cache_serve_response(struct conn *c, const char *rbuf)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache *cache = c->w->cache;
+	const struct http_msg *m = &r->rmsg;
+	struct cache_field f[256];
+	struct cache_req q;
+	struct cache_resp rp;
+	struct cache_meta meta;
+	enum cache_nostore why;
+	struct buf hb;
+	size_t nf;
+	int64_t now = now_s();
+
+	if (cs->mode != CS_FILL && cs->mode != CS_REVAL)
+		return false;
+	memset(&hb, 0, sizeof(hb));
+	nf = fields_of(rbuf, r->rfields, m->nfields, f, 256);
+	cache_resp_parse(&rp, m->status, f, nf);
+	req_cache_fields(c, &q);
+
+	if (cs->mode == CS_REVAL && m->status == 304 && cs->read.idx != 0) {
+		struct cache_view v;
+
+		/* The origin confirmed the stored entry: freshen, serve it. */
+		cache_view(cache, &cs->read, &v);
+		meta = v.meta;
+		cache_meta_update(&meta, &rp, cs->req_time, now, HEURISTIC_MAX);
+		cache_freshen(cache, &cs->read, &meta);
+		stat_add(c, STAT_cache_revalidated, 1);
+		cs->reval_304 = true;
+		set_status(cs, "fwd=stale; fwd-status=304");
+		cs->mode = CS_READ;
+		serve_begin(c, "TCP_REFRESH_UNMODIFIED");
+		return true;
+	}
+	if (cs->mode == CS_REVAL && m->status >= 500 &&
+	    cache_serve_origin_error(c, m->status))
+		return true;
+
+	why = cache_storable(r->msg.method == M_GET, &q, &rp);
+	if (why == NOSTORE_OK && m->body == BODY_LENGTH &&
+	    m->content_length > c->w->conf->cache.max_object_size)
+		why = NOSTORE_NO_FRESHNESS, set_status(cs, "fwd=uri-miss; detail=too-large");
+	if (why != NOSTORE_OK) {
+		if (cs->status[0] == '\0' || strncmp(cs->status, "fwd=uri-miss; detail", 20) != 0)
+			snprintf(cs->status, sizeof(cs->status), "fwd=%s; detail=%s",
+			    cs->mode == CS_REVAL ? "stale" : "uri-miss",
+			    cache_nostore_name(why));
+		/* Waiters fetch for themselves (hit-for-pass is not kept). */
+		fill_drop(c, CF_PASS);
+		if (cs->mode == CS_REVAL && cs->read.idx != 0) {
+			/* The new answer must not be shadowed by the old one. */
+			cache_release(cache, &cs->read);
+			cache_invalidate(cache, cs->key, cs->key_len);
+		}
+		cs->mode = CS_PASS;
+		stat_add(c, STAT_cache_uncacheable, 1);
+		return false;
+	}
+	if (cs->mode == CS_REVAL) {
+		/* A new object replaces the stale one when it is complete. */
+		cache_release(cache, &cs->read);
+		if (cache_create_detached(cache, cs->key, cs->key_len, &cs->fill) != 0) {
+			cs->mode = CS_PASS;
+			return false;
+		}
+		cs->code = "TCP_REFRESH_MODIFIED";
+	} else if (rp.vary != NULL && fill_vary(c, &rp) != 0) {
+		fill_drop(c, CF_PASS);
+		cs->mode = CS_PASS;
+		set_status(cs, "fwd=uri-miss; detail=vary");
+		stat_add(c, STAT_cache_uncacheable, 1);
+		return false;
+	}
+
+	cache_meta_init(&meta, &rp, cs->req_time, now, HEURISTIC_MAX);
+	if (buf_reserve(&hb, m->header_len + 256) < 0 ||
+	    stored_head(c, rbuf, &hb) < 0 ||
+	    cache_append(cache, &cs->fill, buf_rptr(&hb), buf_len(&hb)) != 0) {
+		buf_free(&hb);
+		fill_drop(c, CF_PASS);
+		cs->mode = CS_PASS;
+		stat_add(c, STAT_cache_uncacheable, 1);
+		return false;
+	}
+	cache_set_head(cache, &cs->fill, (uint32_t)buf_len(&hb), &meta,
+	    m->body == BODY_LENGTH ? m->content_length :
+	    m->body == BODY_NONE ? 0 : UINT64_MAX, 0);
+	buf_free(&hb);
+	buf_consume(&c->up->in, m->header_len);
+	if (buf_reserve(&cs->cbuf, FILL_BUF) < 0) {
+		fill_drop(c, CF_ABORTED);
+		cs->mode = CS_PASS;
+		conn_error(c, 503, "Out of memory.");
+		return true;
+	}
+	/* We serve our own client from the entry we fill. */
+	cs->read = cs->fill;
+	cs->read.writer = false;
+	cs->read.rec = UINT32_MAX;
+	snprintf(cs->status, sizeof(cs->status), "fwd=%s; stored",
+	    cs->key_len != cs->primary_len ? "vary-miss" :
+	    cs->code && strcmp(cs->code, "TCP_REFRESH_MODIFIED") == 0 ? "stale" :
+	    "uri-miss");
+	if (cs->code == NULL)
+		cs->code = "TCP_MISS";
+	serve_begin(c, cs->code);
+	c->state = C_FILL;
+	if (r->rs == RS_DONE)
+		cs->fill_done = false;	/* committed in the first fill step */
+	return true;
+}
+
+bool
+cache_serve_origin_error(struct conn *c, int status)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache_view v;
+	struct cache_req q;
+
+	if (cs->mode != CS_REVAL || cs->read.idx == 0 || r->head_sent)
+		return false;
+	cache_view(c->w->cache, &cs->read, &v);
+	req_cache_fields(c, &q);
+	if (!cache_stale_if_error(&v.meta, &q, now_s()))
+		return false;
+	snprintf(cs->status, sizeof(cs->status), "hit; detail=stale-if-error; fwd-status=%d",
+	    status);
+	stat_add(c, STAT_cache_stale_served, 1);
+	cs->mode = CS_READ;
+	conn_up_done(c, false);
+	serve_begin(c, "TCP_REFRESH_FAIL_OLD");
+	return true;
+}
+
+/* ---- serving an entry ------------------------------------------------------- */
+
+static void
+wait_add(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->cw_on)
+		return;
+	c->cw_on = true;
+	c->cw_prev = NULL;
+	c->cw_next = w->cwait;
+	if (w->cwait)
+		w->cwait->cw_prev = c;
+	w->cwait = c;
+}
+
+void
+conn_cache_wait_remove(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (!c->cw_on)
+		return;
+	if (c->cw_prev)
+		c->cw_prev->cw_next = c->cw_next;
+	else
+		w->cwait = c->cw_next;
+	if (c->cw_next)
+		c->cw_next->cw_prev = c->cw_prev;
+	c->cw_on = false;
+	c->cw_next = c->cw_prev = NULL;
+}
+
+void
+cache_serve_wake(struct worker *w)
+{
+	struct conn *c, *next;
+
+	cache_wake_drain(w->cache);
+	/* Detach the list first: a run may park the connection again. */
+	c = w->cwait;
+	w->cwait = NULL;
+	for (struct conn *p = c; p; p = p->cw_next)
+		p->cw_on = false;
+	for (; c; c = next) {
+		next = c->cw_next;
+		c->cw_next = c->cw_prev = NULL;
+		conn_kick_now(c);
+	}
+}
+
+static void
+serve_begin(struct conn *c, const char *code)
+{
+	struct creq *cs = &c->req->cs;
+
+	cs->code = code;
+	cs->head_queued = false;
+	cs->done = false;
+	c->state = c->state == C_FILL ? C_FILL : C_CACHE;
+	conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
+}
+
+/* The head for this client from the stored head: status line (200, 206,
+ * 304), fields, Age, framing, and ours. */
+static int
+serve_head(struct conn *c, const struct cache_view *v)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache *cache = c->w->cache;
+	struct cache_req q;
+	struct cache_field f[256];
+	const struct cache_field *etag;
+	char *h;
+	size_t nf;
+	int st;
+	uint64_t body = v->body_len, first = 0, last = 0;
+	bool complete = v->state == CE_COMPLETE;
+	int code = 0;			/* 0: the stored status */
+	int64_t now = now_s(), age;
+	bool client11 = r->msg.version_minor >= 1;
+
+	if ((h = malloc(v->hdr_len + 1)) == NULL)
+		return -1;
+	if (cache_copy(cache, &cs->read, v->key_len, h, v->hdr_len) != 0) {
+		free(h);
+		return -1;
+	}
+	h[v->hdr_len] = '\0';
+	nf = stored_fields(h, v->hdr_len, f, 256, &st);
+	req_cache_fields(c, &q);
+	etag = field_find(f, nf, "etag");
+	if (st == 200 && (q.inm != NULL || q.ims >= 0) &&
+	    cache_not_modified(&q, etag ? etag->value : NULL, etag ? etag->vlen : 0,
+	    v->meta.last_modified, v->meta.date)) {
+		code = 304;
+		stat_add(c, STAT_cache_not_modified, 1);
+		if (cs->code && strcmp(cs->code, "TCP_HIT") == 0)
+			cs->code = q.inm ? "TCP_INM_HIT" : "TCP_IMS_HIT";
+	} else if (st == 200 && complete && q.range != NULL &&
+	    r->msg.method == M_GET) {
+		switch (cache_range(&q, body, etag ? etag->value : NULL,
+		    etag ? etag->vlen : 0, v->meta.last_modified, &first, &last)) {
+		case RANGE_OK:
+			code = 206;
+			break;
+		case RANGE_UNSATISFIABLE:
+			code = 416;
+			break;
+		case RANGE_NONE:
+			break;
+		}
+	}
+	buf_compact(&c->out);
+	if (buf_reserve(&c->out, v->hdr_len + 512) < 0) {
+		free(h);
+		return -1;
+	}
+	if (code == 0) {
+		if (buf_append(&c->out, h, v->hdr_len) < 0)
+			goto toolong;
+	} else {
+		if (buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", code,
+		    errpage_reason(code)) < 0)
+			goto toolong;
+		for (size_t i = 0; i < nf; i++) {
+			/* 304: only the fields RFC 9110 15.4.5 names. */
+			if (code == 304 && !(
+			    (f[i].nlen == 13 && !strncasecmp(f[i].name, "cache-control", 13)) ||
+			    (f[i].nlen == 16 && !strncasecmp(f[i].name, "content-location", 16)) ||
+			    (f[i].nlen == 4 && !strncasecmp(f[i].name, "date", 4)) ||
+			    (f[i].nlen == 4 && !strncasecmp(f[i].name, "etag", 4)) ||
+			    (f[i].nlen == 7 && !strncasecmp(f[i].name, "expires", 7)) ||
+			    (f[i].nlen == 4 && !strncasecmp(f[i].name, "vary", 4)) ||
+			    (f[i].nlen == 13 && !strncasecmp(f[i].name, "last-modified", 13))))
+				continue;
+			if (buf_printf(&c->out, "%.*s: %.*s\r\n", (int)f[i].nlen,
+			    f[i].name, (int)f[i].vlen, f[i].value) < 0)
+				goto toolong;
+		}
+	}
+	r->status = code ? code : st;
+	age = cache_age(&v->meta, now);
+	if (buf_printf(&c->out, "Age: %lld\r\n", (long long)age) < 0)
+		goto toolong;
+	cs->off = v->key_len + v->hdr_len;
+	cs->chunked = false;
+	if (code == 304 || r->msg.method == M_HEAD || st == 204 || st == 304 ||
+	    code == 416) {
+		cs->body_none = true;
+		if (code == 416) {
+			if (buf_printf(&c->out, "Content-Range: bytes */%llu\r\n"
+			    "Content-Length: 0\r\n", (unsigned long long)body) < 0)
+				goto toolong;
+		} else if (code != 304 && body != UINT64_MAX &&
+		    buf_printf(&c->out, "Content-Length: %llu\r\n",
+		    (unsigned long long)body) < 0)
+			goto toolong;
+	} else if (code == 206) {
+		cs->off += first;
+		cs->end = v->key_len + v->hdr_len + last + 1;
+		if (buf_printf(&c->out, "Content-Range: bytes %llu-%llu/%llu\r\n"
+		    "Content-Length: %llu\r\n", (unsigned long long)first,
+		    (unsigned long long)last, (unsigned long long)body,
+		    (unsigned long long)(last - first + 1)) < 0)
+			goto toolong;
+	} else if (body != UINT64_MAX) {
+		cs->end = v->key_len + v->hdr_len + body;
+		if (buf_printf(&c->out, "Content-Length: %llu\r\n",
+		    (unsigned long long)body) < 0)
+			goto toolong;
+	} else {
+		/* Still filling with no length: chunk it (1.0: until close). */
+		cs->end = UINT64_MAX;
+		if (client11)
+			cs->chunked = true;
+		else
+			r->close_after = true;
+		if (cs->chunked && buf_append(&c->out,
+		    "Transfer-Encoding: chunked\r\n", 28) < 0)
+			goto toolong;
+	}
+	if (c->w->stopping)
+		r->close_after = true;
+	if (r->close_after) {
+		if (buf_append(&c->out, "Connection: close\r\n", 19) < 0)
+			goto toolong;
+	} else if (!client11 && buf_append(&c->out, "Connection: keep-alive\r\n", 24) < 0)
+		goto toolong;
+	if (buf_printf(&c->out, "Via: %s\r\nCache-Status: sluice; %s\r\n"
+	    "X-Cache: %s from %s\r\n\r\n", c->w->via, cs->status,
+	    strncmp(cs->status, "hit", 3) == 0 ? "HIT" : "MISS",
+	    c->w->conf->visible_hostname) < 0)
+		goto toolong;
+	free(h);
+	r->head_sent = true;
+	cs->head_queued = true;
+	return 0;
+toolong:
+	free(h);
+	return -1;
+}
+
+/* Restart a follower whose leader gave up before the head: it fetches
+ * the URL itself, uncached. */
+static void
+serve_refetch(struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+
+	cache_release(c->w->cache, &cs->read);
+	cs->mode = CS_PASS;
+	cs->code = NULL;
+	set_status(cs, "fwd=uri-miss");
+	conn_start_upstream(c);
+}
+
+/* Body bytes for the client from cs->off: the entry up to its limit,
+ * then (a broken fill) the decoded bytes waiting in cbuf. */
+static int
+body_iov(struct conn *c, const struct cache_view *v, struct iovec *iov,
+    int max, bool *from_cbuf)
+{
+	struct creq *cs = &c->req->cs;
+	uint64_t limit = cs->fill_broken ? cs->fill_len : v->len;
+	size_t want = (size_t)(cs->chunk_left < (1u << 20) ? cs->chunk_left : (1u << 20));
+
+	*from_cbuf = false;
+	if (cs->end != UINT64_MAX && limit > cs->end)
+		limit = cs->end;
+	if (cs->off < limit)
+		return cache_iov(c->w->cache, &cs->read, cs->off, want, iov, max);
+	if (cs->fill_broken && buf_len(&cs->cbuf) > 0) {
+		*from_cbuf = true;
+		iov[0].iov_base = (void *)buf_rptr(&cs->cbuf);
+		iov[0].iov_len = buf_len(&cs->cbuf) < want ? buf_len(&cs->cbuf) : want;
+		return 1;
+	}
+	return 0;
+}
+
+/* Body bytes available to send now (for opening a chunk). */
+static uint64_t
+body_avail(struct conn *c, const struct cache_view *v)
+{
+	struct creq *cs = &c->req->cs;
+	uint64_t limit = cs->fill_broken ? cs->fill_len : v->len;
+
+	if (cs->end != UINT64_MAX && limit > cs->end)
+		limit = cs->end;
+	if (cs->off < limit)
+		return limit - cs->off;
+	return cs->fill_broken ? buf_len(&cs->cbuf) : 0;
+}
+
+/* Is every body byte the client should get already sent? */
+static bool
+body_complete(struct conn *c, const struct cache_view *v)
+{
+	struct creq *cs = &c->req->cs;
+
+	if (cs->body_none)
+		return true;
+	if (cs->end != UINT64_MAX)
+		return cs->off >= cs->end;
+	if (cs->fill_broken)
+		return cs->fill_done && !cs->truncated && buf_len(&cs->cbuf) == 0 &&
+		    cs->off >= cs->fill_len;
+	return v->state == CE_COMPLETE && !(v->flags & CF_ABORTED) &&
+	    cs->off >= v->len;
+}
+
+/* Write c->out and then body bytes (chunk-framed when asked) to the
+ * client, in one sendmsg where possible.  *finished: all of it is out. */
+static bool
+serve_write(struct conn *c, const struct cache_view *v, bool *finished)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	bool progress = false;
+
+	*finished = false;
+	for (;;) {
+		struct iovec iov[SERVE_IOV + 1];
+		struct msghdr mh;
+		int n = 0, k;
+		size_t outlen, body = 0;
+		bool from_cbuf = false;
+		ssize_t w;
+
+		if (!cs->body_none && cs->chunk_left == 0) {
+			uint64_t a = body_avail(c, v);
+
+			if (a > 0) {
+				/* Open the next chunk (or just a run of bytes). */
+				if (cs->chunked) {
+					if (buf_reserve(&c->out, 64) < 0)
+						return progress;
+					buf_compact(&c->out);
+					buf_printf(&c->out, "%s%llx\r\n",
+					    cs->chunk_open ? "\r\n" : "",
+					    (unsigned long long)a);
+					cs->chunk_open = true;
+				}
+				cs->chunk_left = a;
+			} else if (body_complete(c, v) && cs->chunked && !cs->done) {
+				if (buf_reserve(&c->out, 16) < 0)
+					return progress;
+				buf_compact(&c->out);
+				buf_printf(&c->out, "%s0\r\n\r\n",
+				    cs->chunk_open ? "\r\n" : "");
+				cs->done = true;
+			}
+		}
+		outlen = buf_len(&c->out);
+		if (outlen > 0) {
+			iov[0].iov_base = (void *)buf_rptr(&c->out);
+			iov[0].iov_len = outlen;
+			n = 1;
+		}
+		if (cs->chunk_left > 0) {
+			k = body_iov(c, v, iov + n, SERVE_IOV, &from_cbuf);
+			for (int i = 0; i < k; i++)
+				body += iov[n + i].iov_len;
+			n += k;
+		}
+		if (n == 0)
+			break;
+		if (!c->wr_ready)
+			return progress;
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = (size_t)n;
+		w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				c->wr_ready = false;
+				return progress;
+			}
+			conn_cache_client_gone(c);
+			return true;
+		}
+		progress = true;
+		c->bytes_out += (uint64_t)w;
+		stat_add(c, STAT_bytes_to_clients, (uint64_t)w);
+		if ((size_t)w <= outlen)
+			buf_consume(&c->out, (size_t)w);
+		else {
+			size_t b = (size_t)w - outlen;
+
+			buf_consume(&c->out, outlen);
+			cs->off += b;
+			cs->chunk_left -= b;
+			if (from_cbuf) {
+				buf_consume(&cs->cbuf, b);
+				cs->fill_len += b;
+			} else
+				stat_add(c, STAT_cache_bytes_out, b);
+		}
+		if ((size_t)w < outlen + body) {
+			c->wr_ready = false;
+			return progress;
+		}
+	}
+	*finished = buf_len(&c->out) == 0 && body_complete(c, v) &&
+	    (!cs->chunked || cs->done || cs->body_none);
+	return progress;
+}
+
+/* The origin side of C_FILL: read, decode, append; commit at the end. */
+static bool
+fill_step(struct conn *c)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct upstream *u = c->up;
+	struct cache *cache = c->w->cache;
+	bool progress = false;
+
+	if (cs->fill_done || u == NULL)
+		return false;
+	for (int rounds = 0; rounds < 16; rounds++) {
+		bool up_eof = false;
+		int up_err = 0;
+		ssize_t n = 0;
+
+		if (r->rs != RS_DONE && buf_room(&cs->cbuf) > 0) {
+			if (buf_room(&u->in) == 0)
+				buf_compact(&u->in);
+			n = conn_io_read(u->fd, &u->in, &u->rd_ready, u->hup);
+			if (n > 0) {
+				progress = true;
+				stat_add(c, STAT_bytes_from_origins, (uint64_t)n);
+			} else if (n == 0)
+				up_eof = true;
+			else if (n == -2) {
+				up_err = errno;
+				up_eof = true;
+			}
+		}
+		if (r->rs != RS_DONE) {
+			int mode = (int)r->rs;
+			uint64_t moved = 0;
+			int e = conn_io_move_body(&u->in, &cs->cbuf, &mode, &r->rs_left,
+			    &r->rs_ch, false, &progress, &moved);
+
+			if (e == 1 || (up_eof && r->rs == RS_CLOSE && up_err == 0 &&
+			    buf_len(&u->in) == 0))
+				r->rs = RS_DONE;
+			else if (e < 0 || (up_eof && buf_len(&u->in) == 0)) {
+				struct cache_view fv;
+
+				/* Cut or broken: never cached; the client gets
+				 * what arrived, then a close. */
+				log_info("client %s: origin %s %s; not cached", c->peer_str,
+				    r->authority, e < 0 ? "sent a bad chunked body" :
+				    "closed mid-body");
+				stat_add(c, STAT_cache_fill_aborted, 1);
+				if (!cs->fill_broken) {
+					cache_view(cache, &cs->fill, &fv);
+					cs->fill_len = fv.len;
+					cs->fill_broken = true;
+				}
+				cache_abort(cache, &cs->fill, CF_ABORTED);
+				cs->truncated = true;
+				cs->fill_done = true;
+				r->close_after = true;
+				conn_up_done(c, false);
+				return true;
+			}
+		}
+		if (!cs->fill_broken && buf_len(&cs->cbuf) > 0) {
+			int e = cache_append(cache, &cs->fill, buf_rptr(&cs->cbuf),
+			    buf_len(&cs->cbuf));
+
+			if (e == 0)
+				buf_consume(&cs->cbuf, buf_len(&cs->cbuf));
+			else {
+				struct cache_view fv;
+
+				/* Too large or no room: the rest streams through
+				 * cbuf; followers see an abandoned entry. */
+				cache_view(cache, &cs->fill, &fv);
+				cs->fill_len = fv.len;
+				cs->fill_broken = true;
+				cache_abort(cache, &cs->fill, CF_ABORTED);
+				stat_add(c, STAT_cache_fill_aborted, 1);
+				stat_add(c, STAT_cache_uncacheable, 1);
+			}
+		}
+		if (r->rs == RS_DONE) {
+			if (!cs->fill_broken && cache_commit(cache, &cs->fill) == 0)
+				stat_add(c, STAT_cache_stored, 1);
+			cs->fill_done = true;
+			conn_up_done(c, true);
+			return true;
+		}
+		if (n <= 0 && !up_eof)
+			break;
+		if (buf_room(&cs->cbuf) == 0)
+			break;
+	}
+	return progress;
+}
+
+bool
+cache_serve_step(struct conn *c)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache *cache = c->w->cache;
+	struct cache_view v;
+	bool progress = false, finished = false;
+
+	if (c->state == C_FILL)
+		progress = fill_step(c);
+	if (c->state != C_FILL && c->state != C_CACHE)
+		return true;
+	if (cs->client_gone) {
+		if (cs->fill_done) {
+			c->state = C_CLOSED;
+			return true;
+		}
+		return progress;
+	}
+	cache_view(cache, &cs->read, &v);
+	if (!cs->head_queued) {
+		if (c->state == C_CACHE &&
+		    (!(v.flags & CF_HEAD) || (v.flags & (CF_VARY | CF_ABORTED)))) {
+			if (v.flags & (CF_ABORTED | CF_PASS | CF_DEAD)) {
+				serve_refetch(c);
+				return true;
+			}
+			if (v.flags & CF_VARY) {
+				/* The fill we joined turned out to vary: look again
+				 * under our own variant key. */
+				cache_release(cache, &cs->read);
+				free(cs->key);
+				cs->key = NULL;
+				cs->collapsed = false;
+				if (!cache_serve_lookup(c))
+					conn_start_upstream(c);
+				return true;
+			}
+			if (!cache_wait(cache, &cs->read, v.len)) {
+				wait_add(c);
+				return progress;
+			}
+			return true;
+		}
+		if (serve_head(c, &v) < 0) {
+			if (c->state == C_CACHE) {
+				serve_refetch(c);
+				return true;
+			}
+			conn_error(c, 502, "The cached response head is too large.");
+			return true;
+		}
+		progress = true;
+	}
+	progress |= serve_write(c, &v, &finished);
+	if (c->state != C_FILL && c->state != C_CACHE)
+		return true;
+	if (finished) {
+		if (c->state == C_FILL && !cs->fill_done)
+			return progress;
+		conn_cache_finish(c);
+		return true;
+	}
+	if (buf_len(&c->out) == 0 && cs->chunk_left == 0) {
+		if (cs->truncated || (c->state == C_CACHE && (v.flags & CF_ABORTED))) {
+			/* The fill we stream was cut: so is our response. */
+			if (c->state == C_CACHE)
+				conn_req_end(c, END_ORIGIN_GONE, r->status, r->hdr, 0);
+			c->state = C_CLOSED;
+			return true;
+		}
+		if (c->state == C_CACHE && v.state == CE_FILLING &&
+		    !cache_wait(cache, &cs->read, v.len)) {
+			wait_add(c);
+			return progress;
+		}
+		if (c->state == C_CACHE && v.state == CE_FILLING)
+			return true;	/* it moved meanwhile: look again */
+	}
+	if (progress)
+		conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
+	return progress;
+}
+
+/* ---- invalidation, PURGE, fields on forwarded responses -------------------- */
+
+/* Drop the primary key of url (absolute "http://host[:port]/path"). */
+static int
+invalidate_url(struct conn *c, const char *url, size_t len)
+{
+	struct http_url u;
+	char *key;
+	size_t need;
+	int n, rv;
+
+	if (http_url_parse_absolute(url, len, &u) != URL_OK)
+		return 0;
+	need = strlen(u.host) + u.path_len + 32;
+	if ((key = malloc(need)) == NULL)
+		return 0;
+	n = snprintf(key, need, "G http://%s%s%s:%d%s%.*s",
+	    u.host_is_ipv6 ? "[" : "", u.host, u.host_is_ipv6 ? "]" : "", u.port,
+	    u.path[0] == '?' ? "/" : "", (int)u.path_len, u.path);
+	rv = n > 0 && (size_t)n < need ?
+	    cache_invalidate(c->w->cache, key, (size_t)n) : 0;
+	free(key);
+	return rv;
+}
+
+void
+cache_serve_invalidate(struct conn *c, const char *rbuf)
+{
+	struct req *r = c->req;
+	struct cache *cache = c->w->cache;
+	enum http_method m = r->msg.method;
+	const struct http_msg *rm = &r->rmsg;
+
+	if (cache == NULL || r->is_connect || rm->status < 200 || rm->status >= 400)
+		return;
+	if (m != M_POST && m != M_PUT && m != M_DELETE && m != M_PATCH)
+		return;
+	if (r->cs.key == NULL && key_build(c) < 0)
+		return;
+	if (cache_invalidate(cache, r->cs.key, r->cs.primary_len))
+		stat_add(c, STAT_cache_invalidated, 1);
+	/* Location and Content-Location of the same origin (RFC 9111 4.4):
+	 * the absolute forms only, and only for this request's host:port. */
+	for (unsigned i = 0; i < rm->nfields; i++) {
+		const struct http_field *f = &r->rfields[i];
+		const char *v = rbuf + f->value_off;
+		struct http_url u;
+
+		if (f->id != H_LOCATION && f->id != H_CONTENT_LOCATION)
+			continue;
+		if (http_url_parse_absolute(v, f->value_len, &u) != URL_OK ||
+		    strcmp(u.host, r->url.host) != 0 || u.port != r->port)
+			continue;
+		if (invalidate_url(c, v, f->value_len))
+			stat_add(c, STAT_cache_invalidated, 1);
+	}
+}
+
+bool
+cache_serve_purge(struct conn *c)
+{
+	struct req *r = c->req;
+	const struct http_msg *m = &r->msg;
+	const struct sluice_conf *cf = c->w->conf;
+	bool allowed = false;
+	int found;
+
+	if (m->method != M_OTHER || m->method_len != 5 ||
+	    memcmp(r->hdr + m->method_off, "PURGE", 5) != 0)
+		return false;
+	allowed = netaddr_cidr_match_any(cf->cache.purge, cf->cache.npurge, c->peer);
+	if (!allowed) {
+		conn_error(c, 403, "PURGE is not allowed from this address.");
+		return true;
+	}
+	if (c->w->cache == NULL || key_build(c) < 0) {
+		conn_error(c, 404, "There is no cache.");
+		return true;
+	}
+	found = cache_invalidate(c->w->cache, r->cs.key, r->cs.primary_len);
+	if (found)
+		stat_add(c, STAT_cache_invalidated, 1);
+	conn_answer(c, found ? 200 : 404, found ? "Purged." : "Not in the cache.");
+	return true;
+}
+
+int
+cache_serve_status_fields(struct conn *c, struct buf *out)
+{
+	struct creq *cs = &c->req->cs;
+
+	if (c->w->cache == NULL || cs->status[0] == '\0')
+		return 0;
+	return buf_printf(out, "Cache-Status: sluice; %s\r\nX-Cache: MISS from %s\r\n",
+	    cs->status, c->w->conf->visible_hostname);
+}
+
+void
+cache_serve_free(struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+	struct cache *cache = c->w->cache;
+
+	conn_cache_wait_remove(c);
+	if (cache != NULL) {
+		if (cs->read.idx != 0 && cs->read.rec != UINT32_MAX)
+			cache_release(cache, &cs->read);
+		if (cs->fill.idx != 0)
+			cache_release(cache, &cs->fill);
+	}
+	free(cs->key);
+	cs->key = NULL;
+	buf_free(&cs->cbuf);
+}

@@ -1,0 +1,83 @@
+/*
+ * cache_serve.h - the worker's use of the shared cache: lookup, filling
+ * an entry from the origin, and serving an entry to a client.  Private
+ * to worker/; conn.c calls these at the points of its state machine
+ * named below.
+ */
+#ifndef SLUICE_CACHE_SERVE_H
+#define SLUICE_CACHE_SERVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "shm/cache.h"
+
+struct conn;
+struct worker;
+
+enum cs_mode {
+	CS_NONE = 0,		/* not a cache request: plain forwarding */
+	CS_FILL,		/* miss: we fetch and fill a new entry (leader) */
+	CS_READ,		/* serve an entry (hit, or join a fill) */
+	CS_REVAL,		/* stale entry: conditional request to the origin */
+	CS_PASS,		/* cacheable method, but this one is not stored */
+};
+
+/* Per-request cache state (inside struct req). */
+struct creq {
+	enum cs_mode mode;
+	struct cache_ref fill;		/* entry we write (idx 0: none) */
+	struct cache_ref read;		/* entry we serve from (idx 0: none) */
+	char *key;			/* the key in use (primary or variant) */
+	size_t key_len, primary_len;	/* primary: the URL part of key */
+	uint64_t off, end;		/* next object offset to send; end of it */
+	uint64_t chunk_left;		/* body bytes left in the open chunk */
+	uint64_t fill_len;		/* object bytes appended when the fill broke */
+	bool chunked;			/* chunk-frame the body for the client */
+	bool chunk_open;
+	bool head_queued;		/* the client's head is in c->out */
+	bool body_none;			/* HEAD, 304: no body */
+	bool fill_done;			/* the origin side is finished */
+	bool fill_broken;		/* the cache refused more: rest from cbuf */
+	bool truncated;			/* the origin cut the body: close at the end */
+	bool client_gone;		/* the leader's client left: only fill */
+	bool collapsed;			/* joined another request's fetch */
+	bool done;			/* everything for the client is queued */
+	bool reval_304;			/* revalidation answered 304 */
+	struct buf cbuf;		/* decoded origin body on its way in */
+	const char *code;		/* access log code ("TCP_HIT", ...) */
+	char status[96];		/* Cache-Status parameters after "sluice" */
+	int64_t req_time;		/* wall seconds when the request left */
+};
+
+/* After routing: decide hit, join, miss or pass.  Returns true when the
+ * request is now served from the cache (state C_CACHE), false when it
+ * goes to the origin (with r->cs.mode saying how). */
+bool cache_serve_lookup(struct conn *c);
+/* proxy_head_request(): leave out this client field when the request
+ * fetches for the cache (conditionals and Range are answered by us). */
+bool cache_serve_skip_field(const struct conn *c, int id);
+/* proxy_head_request(): the conditional fields of a revalidation. */
+int cache_serve_cond_fields(struct conn *c, struct buf *out);
+/* response_head(): a final response head from the origin.  Returns true
+ * when the cache took the response over (state C_FILL or C_CACHE). */
+bool cache_serve_response(struct conn *c, const char *rbuf);
+/* conn_error(): the origin failed before a head; true when a stale
+ * entry is served instead (stale-if-error). */
+bool cache_serve_origin_error(struct conn *c, int status);
+/* C_CACHE and C_FILL: move bytes; true on progress. */
+bool cache_serve_step(struct conn *c);
+/* The response head to an unsafe method (rbuf: the origin's head):
+ * when it is not an error, drop the URL's entries. */
+void cache_serve_invalidate(struct conn *c, const char *rbuf);
+/* PURGE: answer it (200 / 404 / 403).  True when it was a PURGE. */
+bool cache_serve_purge(struct conn *c);
+/* Extra response fields for a forwarded (non-cache) response. */
+int cache_serve_status_fields(struct conn *c, struct buf *out);
+/* Release every reference of the request. */
+void cache_serve_free(struct conn *c);
+/* The worker's eventfd is readable: run the connections waiting on fills. */
+void cache_serve_wake(struct worker *w);
+
+#endif
