@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""
+t_cache_ops.py - the cache against HOSTILE.md: F2 (a worker hangs), F20
+(the wall clock jumps), case 50 (odd response heads: huge heads come back
+byte-identical, broken dates mean expired, Vary: * and a Vary of 1000
+names are not stored, a 206 is never stored) and the cache-poisoning
+property (unkeyed inputs, Host confusion, HEAD, GET with a body).
+
+Every case counts the origin's requests: a hit must not reach it, a
+response that must not be stored must reach it every time.
+"""
+import os
+import signal
+import threading
+import time
+from harness import *
+from origin import *
+
+S = {}
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def setup():
+    S["sl"] = Sluice(workers=2)
+
+
+def counting(fn):
+    """An origin answering fn(req, n) where n counts its requests."""
+    box = {"n": 0}
+
+    def h(req, conn):
+        box["n"] += 1
+        return fn(req, box["n"])
+    o = new_origin(serve(h))
+    o.count = lambda: box["n"]
+    return o
+
+
+def twice(o, path, headers=(), sl=None):
+    sl = sl or S["sl"]
+    a = get(sl.port, o.url(path), headers=headers)
+    b = get(sl.port, o.url(path), headers=headers)
+    return a, b
+
+
+def fresh(body=b"x", extra=()):
+    return lambda req, n: response(200, body + (b"%d" % n),
+                                   headers=[("Cache-Control", "max-age=600")] + list(extra))
+
+
+# ---- HOSTILE #50: odd response heads ------------------------------------------
+
+@case("#50 a stored head of 56 KiB (80 fields of 700 bytes) comes back byte-identical on a hit")
+def _():
+    fields = [("X-F%03d" % i, "v" * 700 + "%03d" % i) for i in range(80)]
+    o = counting(lambda req, n: response(200, b"big-head", headers=[("Cache-Control", "max-age=600")] + fields))
+    a, b = twice(o, "/bighead")
+    expect_eq((a.status, b.status), (200, 200), "status", a, b)
+    expect_eq(o.count(), 1, "origin requests (the second must be a hit)")
+    strip = {"age", "cache-status", "x-cache"}
+    ha = [h for h in a.headers if h[0].lower() not in strip]
+    hb = [h for h in b.headers if h[0].lower() not in strip]
+    expect_eq(hb, ha, "header fields of the hit")
+    expect_eq(b.body, b"big-head", "body")
+
+
+@case("#50 broken Expires / Date: treated as already expired, never fresher")
+def _():
+    for i, (name, value) in enumerate([("Expires", "Thu, 01 Ja"), ("Expires", "-1"),
+                                       ("Expires", "Thu, 01 Jan 10000 00:00:00 GMT"),
+                                       ("Date", "-1")]):
+        o = counting(lambda req, n, name=name, value=value:
+                     response(200, b"d%d" % n, headers=[(name, value)]))
+        a, b = twice(o, "/date%d" % i)
+        expect_eq((a.status, b.status), (200, 200), "status", a, b)
+        expect_eq(o.count(), 2, "origin requests for %s: %s" % (name, value))
+
+
+@case("#50 Vary: * and a Vary of 1000 names are not stored; Vary: Other is")
+def _():
+    o = counting(lambda req, n: response(200, b"v%d" % n, headers=[("Cache-Control", "max-age=600"),
+                                                                     ("Vary", "*")]))
+    twice(o, "/vstar")
+    expect_eq(o.count(), 2, "origin requests for Vary: *")
+    names = ", ".join("X-N%d" % i for i in range(1000))
+    o = counting(lambda req, n: response(200, b"v%d" % n, headers=[("Cache-Control", "max-age=600"),
+                                                                     ("Vary", names)]))
+    a, b = twice(o, "/v1000")
+    expect_eq((a.status, b.status), (200, 200), "status")
+    expect_eq(o.count(), 2, "origin requests for a 1000-name Vary")
+    o = counting(lambda req, n: response(200, b"v%d" % n, headers=[("Cache-Control", "max-age=600"),
+                                                                     ("Vary", "Other")]))
+    a, b = twice(o, "/vother")
+    expect_eq(o.count(), 1, "origin requests for Vary: Other")
+    expect_eq(b.body, b"v1", "body of the hit")
+
+
+@case("#50 206 and a bad Content-Range from the origin are passed on, never stored")
+def _():
+    for i, cr in enumerate(["bytes 0-3/10", "bytes 5-1/10", "bytes 0-99/50", None]):
+        hdrs = [("Cache-Control", "max-age=600")]
+        if cr:
+            hdrs.append(("Content-Range", cr))
+        o = counting(lambda req, n, hdrs=hdrs: response(206, b"part", headers=hdrs,
+                                                          reason="Partial Content"))
+        a, b = twice(o, "/p%d" % i)
+        expect_eq((a.status, b.status), (206, 206), "status", a)
+        expect_eq(o.count(), 2, "origin requests (206 %r)" % cr)
+
+
+# ---- cache poisoning -----------------------------------------------------------
+
+@case("poisoning: a forged Host never changes the entry used (#29)")
+def _():
+    o = counting(lambda req, n: response(200, ("for " + req.header("Host")).encode(),
+                                           headers=[("Cache-Control", "max-age=600")]))
+    a = get(S["sl"].port, o.url("/host"), headers=[("Host", "evil.test")])
+    b = get(S["sl"].port, o.url("/host"))
+    want = ("for 127.0.0.1:%d" % o.port).encode()
+    expect_eq(a.body, want, "first body (Host rebuilt from the URL)")
+    expect_eq(b.body, want, "hit body")
+    expect_eq(o.count(), 1, "origin requests")
+
+
+@case("poisoning: unkeyed fields (X-Forwarded-Host, garbage Accept-Encoding) do not split or bypass")
+def _():
+    o = counting(lambda req, n: response(200, b"same%d" % n, headers=[("Cache-Control", "max-age=600")]))
+    get(S["sl"].port, o.url("/unkeyed"))
+    for h in [("X-Forwarded-Host", "evil.test"), ("Accept-Encoding", "garbage;;q=x,,, ;q="),
+              ("Accept-Encoding", "gzip, br"), ("Cookie", "a=1")]:
+        r = get(S["sl"].port, o.url("/unkeyed"), headers=[h])
+        expect_eq(r.body, b"same1", "body with %s" % (h,))
+        expect_eq(r.header("X-Cache", "").split()[0], "HIT", "X-Cache with %s" % (h,))
+    expect_eq(o.count(), 1, "origin requests")
+
+
+@case("poisoning: a HEAD miss stores nothing; a GET with a body is neither served nor stored")
+def _():
+    o = counting(lambda req, n: response(200, b"g%d" % n, headers=[("Cache-Control", "max-age=600")]))
+    r = get(S["sl"].port, o.url("/head-first"), method="HEAD")
+    expect_eq(r.status, 200, "HEAD status")
+    r = get(S["sl"].port, o.url("/head-first"))
+    expect_eq(r.body, b"g2", "GET after HEAD goes to the origin")
+    r = get(S["sl"].port, o.url("/head-first"), body=b"payload")
+    expect_eq(r.body, b"g3", "a GET with a body reaches the origin")
+    r = get(S["sl"].port, o.url("/head-first"))
+    expect_eq(r.body, b"g2", "the stored GET is still the first one")
+    expect_eq(o.count(), 3, "origin requests")
+
+
+@case("poisoning: Authorization is not stored unless public; responses stay per request")
+def _():
+    o = counting(lambda req, n: response(200, ("u=%s n=%d" % (req.header("Authorization"), n)).encode(),
+                                           headers=[("Cache-Control", "max-age=600")]))
+    a = get(S["sl"].port, o.url("/auth"), headers=[("Authorization", "Basic YTpi")])
+    b = get(S["sl"].port, o.url("/auth"))
+    expect(b"YTpi" not in b.body, "another user's response served from the cache", b)
+    expect_eq(o.count(), 2, "origin requests")
+
+
+# ---- F20: the wall clock jumps ------------------------------------------------
+
+def faketime_sluice(stamp_file):
+    sl = Sluice(workers=1, start=False)
+    env = dict(os.environ)
+    env.update({"LD_PRELOAD": FAKETIME, "FAKETIME_TIMESTAMP_FILE": stamp_file,
+                "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "1",
+                "ASAN_OPTIONS": (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")})
+    sl.env = env
+    sl.start()
+    return sl
+
+
+@case("F20 the clock jumps a day forward and back: stale means revalidate, Age never negative")
+def _():
+    if not os.path.exists(FAKETIME):
+        raise Skip("libfaketime is not installed")
+    stamp = os.path.join(tempdir(), "faketime")
+    with open(stamp, "w") as f:
+        f.write("+0\n")
+    o = counting(lambda req, n: (response(304, b"", headers=[("ETag", '"e1"'), ("Cache-Control", "max-age=600")], cl=False)
+                                   if req.header("If-None-Match") == '"e1"' else
+                                   response(200, b"clock", headers=[("ETag", '"e1"'), ("Cache-Control", "max-age=600")])))
+    sl = faketime_sluice(stamp)
+    try:
+        a, b = twice(o, "/clock", sl=sl)
+        expect_eq(o.count(), 1, "origin requests before the jump")
+        with open(stamp, "w") as f:
+            f.write("+1d\n")
+        r = get(sl.port, o.url("/clock"))
+        expect_eq((r.status, r.body), (200, b"clock"), "after +1 day", r)
+        expect_eq(o.count(), 2, "origin requests after +1 day (a revalidation)")
+        expect_eq(o.requests[-1].header("If-None-Match"), '"e1"', "conditional sent")
+        with open(stamp, "w") as f:
+            f.write("-1d\n")
+        r = get(sl.port, o.url("/clock"))
+        expect_eq((r.status, r.body), (200, b"clock"), "after -1 day", r)
+        age = int(r.header("Age", "-1"))
+        expect(0 <= age <= 600, "Age %d after the clock went back" % age, r)
+    finally:
+        sl.stop()
+
+
+# ---- F2: a worker hangs --------------------------------------------------------
+
+@case("F2 a stopped worker is killed by the watchdog and replaced; the other keeps serving hits")
+def _():
+    sl = Sluice(workers=2)
+    o = counting(fresh(b"wd"))
+    get(sl.port, o.url("/wd"))
+    expect(sl.wait_workers(2), "workers", sl.diag())
+    victim = sl.worker_pids()[0]
+    os.kill(victim, signal.SIGSTOP)
+    t0 = time.monotonic()
+    # connections the stopped worker accepted before it stopped are lost;
+    # new ones must keep being served by the other worker meanwhile
+    ok = 0
+    while time.monotonic() - t0 < 3:
+        r = get(sl.port, o.url("/wd"), timeout=2)
+        ok += r.status == 200
+    expect(ok > 0, "no hit served while a worker was stopped")
+    gone = poll(lambda: victim not in sl.worker_pids(), timeout=20)
+    expect(gone, "the stopped worker was not killed within 20 s", sl.diag())
+    expect(sl.wait_workers(2), "the worker was not replaced", sl.diag())
+    expect("has not run for" in sl.stderr_text(), "no watchdog log line", sl.diag())
+    r = get(sl.port, o.url("/wd"))
+    expect_eq((r.status, r.body), (200, b"wd1"), "hit after the kill")
+    expect_eq(o.count(), 1, "origin requests")
+    sl.stop()
+
+
+if __name__ == "__main__":
+    main(setup=setup)
