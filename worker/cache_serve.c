@@ -526,7 +526,8 @@ cache_serve_response(struct conn *c, const char *rbuf)
 			return false;
 		}
 		cs->code = "TCP_REFRESH_MODIFIED";
-	} else if (rp.vary != NULL && fill_vary(c, &rp) != 0) {
+	} else if (rp.vary != NULL && cs->key_len == cs->primary_len &&
+	    fill_vary(c, &rp) != 0) {
 		fill_drop(c, CF_PASS);
 		cs->mode = CS_PASS;
 		set_status(cs, "fwd=uri-miss; detail=vary");

@@ -1328,6 +1328,9 @@ conn_up_done(struct conn *c, bool reuse)
 
 	if (u == NULL)
 		return;
+	memcpy(&r->up_sa, &u->sa, sizeof(r->up_sa) < sizeof(u->sa) ?
+	    sizeof(r->up_sa) : sizeof(u->sa));
+	r->up_seen = true;
 	reuse = reuse && r->rq == RQ_DONE && !r->early &&
 	    r->rmsg.body != BODY_CLOSE &&
 	    !(r->rmsg.flags & (MF_CONN_CLOSE | MF_MUST_CLOSE)) &&

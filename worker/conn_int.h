@@ -94,6 +94,8 @@ struct req {
 	bool logged;			/* conn_end() ran: the log line is written */
 
 	struct creq cs;			/* the cache's view of this request */
+	struct sockaddr_storage up_sa;	/* the origin, kept for the log line */
+	bool up_seen;			/* up_sa is set: the origin was contacted */
 
 	struct http_field *fields;	/* request fields */
 	struct http_field *rfields;	/* response fields */

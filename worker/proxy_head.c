@@ -283,9 +283,10 @@ proxy_head_log(struct conn *c, int status, const char *code, const char *raw,
 			e.ua = proxy_head_field(r, H_USER_AGENT, &e.ua_len);
 			e.referer = proxy_head_field(r, H_REFERER, &e.referer_len);
 		}
-		if (c->up) {
+		if (c->up || r->up_seen) {
 			e.hier = "HIER_DIRECT";
-			netaddr_sockaddr_str((const struct sockaddr *)&c->up->sa, peer, sizeof(peer));
+			netaddr_sockaddr_str(c->up ? (const struct sockaddr *)&c->up->sa :
+			    (const struct sockaddr *)&r->up_sa, peer, sizeof(peer));
 			/* Squid logs the address without the port. */
 			char *colon = strrchr(peer, ':');
 			if (colon && peer[0] != '[')
