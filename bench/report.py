@@ -13,6 +13,9 @@ the one written by run.sh's record_* functions:
   connect  <test> <peer> <status> <gbps> <bytes> <wall_s> <downloads>
            <failures> <note>
   meta     <key> <value>
+and, from bench/cache.sh,
+  cache    <test> <peer> <status> <rps> <p50_us> <p99_us> <max_us>
+           <requests> <errors> <origin_requests> <note>
 
 Why it is built this way: bash is a poor place for floating point and
 JSON quoting, and keeping the arithmetic here keeps run.sh about
@@ -25,6 +28,11 @@ import sys
 
 HTTP_FIELDS = ("rps", "p50_us", "p99_us", "max_us", "requests", "errors")
 CONNECT_FIELDS = ("gbps", "bytes", "wall_s", "downloads", "failures")
+# cache.sh: the http figures plus the requests the origin logged during
+# the measurement (0 when every request was a hit).
+CACHE_FIELDS = HTTP_FIELDS + ("origin_requests",)
+FIELDS = {"http": HTTP_FIELDS, "connect": CONNECT_FIELDS,
+          "cache": CACHE_FIELDS}
 
 
 def num(text):
@@ -44,7 +52,7 @@ def load(path):
             if kind == "meta":
                 meta[parts[1]] = parts[2]
                 continue
-            fields = HTTP_FIELDS if kind == "http" else CONNECT_FIELDS
+            fields = FIELDS.get(kind, CONNECT_FIELDS)
             test, peer, status = parts[1], parts[2], parts[3]
             values = parts[4:4 + len(fields)]
             note = parts[4 + len(fields)] if len(parts) > 4 + len(fields) else ""
@@ -71,14 +79,18 @@ def fmt(value, spec):
 
 def table(name, test):
     rows = test["rows"]
-    key = "rps" if test["kind"] == "http" else "gbps"
+    key = "gbps" if test["kind"] == "connect" else "rps"
     base = next((r[key] for r in rows if r["peer"] == "sluice"
                  and r["status"] == "ok"), None)
     for r in rows:
         r["ratio_to_sluice"] = ratio(r[key], base)
     out = []
-    if test["kind"] == "http":
-        out.append(f"== {name}: GET through the proxy, Cache-Control: no-store ==")
+    if test["kind"] in ("http", "cache"):
+        if test["kind"] == "http":
+            out.append(f"== {name}: GET through the proxy, "
+                       "Cache-Control: no-store ==")
+        else:
+            out.append(f"== {name}: cache HIT, Cache-Control: max-age=3600 ==")
         out.append(f"{'peer':<10} {'req/s':>10} {'p99 ms':>8} "
                    f"{'peer/sluice':>11}  note")
         for r in rows:

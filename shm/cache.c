@@ -64,103 +64,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "lib/fault.h"
-#include "shm/cache.h"
-
-#define CACHE_MAGIC	0x534c4348u	/* "SLCH" */
-#define CACHE_LAYOUT	2u		/* bump on any change of the _sh types */
-#define CACHE_BLOCK	4096u
-#define CACHE_STRIPES	1024u
-#define CACHE_LOCK_MS	1000		/* longest wait for a lock */
-#define SLOT_RECS	8192u		/* reader references per worker */
-#define NONE		UINT32_MAX
-#define WALK_MAX(c)	((c)->h->nentries + 1u)	/* bound on any chain walk */
-
-/* Test builds: die inside a critical section, to prove the recovery. */
-#ifdef SLUICE_FAULT_INJECTION
-#define CRASH_POINT(c, name) do { \
-	if (((c)->crash_at != NULL && strcmp((c)->crash_at, name) == 0) || \
-	    fault_fail("cache_crash_" name)) \
-		raise(SIGKILL); \
-} while (0)
-#else
-#define CRASH_POINT(c, name) do { } while (0)
-#endif
-
-enum { E_FREE = 0, E_FILLING = CE_FILLING, E_COMPLETE = CE_COMPLETE };
-/* Entry flags beyond the public CF_* ones. */
-enum { EF_LINKED = 1u << 8, EF_DETACHED = 1u << 9 };
-
-enum { OP_NONE, OP_REF, OP_UNREF, OP_LINK, OP_UNLINK, OP_FREE };
-
-struct lock_sh {
-	pthread_mutex_t m;
-	uint32_t op, op_entry, op_slot, op_rec, op_refs;
-} __attribute__((aligned(64)));
-
-struct entry_sh {
-	uint64_t h[2];			/* XXH3-128 of the key */
-	uint32_t next;			/* bucket chain: entry index + 1 */
-	uint32_t state;			/* E_* */
-	uint32_t flags;			/* CF_* | EF_* */
-	uint32_t refs;			/* reader references */
-	uint32_t writer;		/* filling slot + 1, 0 = none */
-	uint32_t first, last, nblocks;	/* block chain */
-	uint32_t key_len, hdr_len;
-	uint32_t meta_seq;		/* seqlock over meta (odd: being written) */
-	uint8_t hot;			/* CLOCK reference bit */
-	uint8_t reval;			/* a background revalidation was started */
-	uint64_t len;			/* published bytes */
-	uint64_t body_len;
-	uint64_t waiters;		/* bit (slot % 64): wake that slot */
-	struct cache_meta meta;
-};
-
-struct hdr_sh {
-	uint32_t magic, layout;
-	uint64_t size;
-	uint32_t block_size, nblocks, nentries, nbuckets, nstripes;
-	uint32_t entry_size;
-	uint64_t off_stripes, off_buckets, off_entries, off_bnext, off_blocks;
-	uint64_t seed;
-	int32_t creator_pid;
-	uint64_t max_object;
-	/* under `alloc` */
-	struct lock_sh alloc;
-	uint32_t free_block, nfree_blocks;
-	uint32_t free_entry, nfree_entries;
-	/* atomics */
-	uint32_t clock;
-	uint64_t evictions;
-	uint64_t objects;
-};
-
-struct slot_sh {
-	int32_t pid;
-	uint32_t pad;
-	uint64_t heartbeat;
-	uint32_t rec[SLOT_RECS];	/* entry index + 1 of a reference, 0 free */
-} __attribute__((aligned(64)));
-
-struct cache {
-	struct hdr_sh *h;
-	size_t maplen;
-	struct lock_sh *stripes;
-	uint32_t *buckets;
-	struct entry_sh *e;
-	uint32_t *bnext;
-	uint8_t *blocks;
-	struct slot_sh *slots;		/* anonymous, per run */
-	size_t slots_len;
-	unsigned nslots;
-	int wake_rx, wake_tx;		/* wakeup datagram sockets, -1 if none */
-	char name[256];
-	/* a worker */
-	int me;				/* slot, -1 in the master */
-	uint32_t *freerec;		/* stack of free records in slots[me] */
-	unsigned nfreerec;
-	const char *crash_at;		/* test builds: CRASH_POINT to die at */
-};
+#include "shm/cache_int.h"
 
 static const char *const cache_errs[] = {
 	"no error", "no such entry", "no room in the cache",
@@ -181,10 +85,9 @@ cache_strerror(int err)
 /* ---- locks ----------------------------------------------------------- */
 
 static void lock_repair_stripe(struct cache *c, struct lock_sh *s);
-static void alloc_rebuild(struct cache *c);
 
-static int
-lock_init(pthread_mutex_t *m)
+int
+cache_lock_init(pthread_mutex_t *m)
 {
 	pthread_mutexattr_t a;
 	int r;
@@ -216,7 +119,7 @@ lock_take(struct cache *c, struct lock_sh *l, bool is_alloc)
 		return 0;
 	if (r == EOWNERDEAD) {
 		if (is_alloc)
-			alloc_rebuild(c);
+			cache_alloc_rebuild(c);
 		else
 			lock_repair_stripe(c, l);
 		l->op = OP_NONE;
@@ -242,7 +145,7 @@ lock_probe(struct cache *c, struct lock_sh *l, bool is_alloc)
 
 	if (r == EOWNERDEAD) {
 		if (is_alloc)
-			alloc_rebuild(c);
+			cache_alloc_rebuild(c);
 		else
 			lock_repair_stripe(c, l);
 		l->op = OP_NONE;
@@ -269,101 +172,6 @@ static void
 op_end(struct lock_sh *l)
 {
 	__atomic_store_n(&l->op, OP_NONE, __ATOMIC_RELEASE);
-}
-
-/* ---- layout ---------------------------------------------------------- */
-
-static uint64_t
-align_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) / a * a;
-}
-
-static uint32_t
-pow2_at_least(uint64_t v)
-{
-	uint32_t p = 1;
-
-	while (p < v && p < (1u << 31))
-		p <<= 1;
-	return p;
-}
-
-/* Fill the layout fields of h for a segment of `size` bytes.  Entries:
- * one per block (every object takes at least one).  -1 when too small. */
-static int
-layout(struct hdr_sh *h, uint64_t size)
-{
-	uint64_t fixed, per, nb;
-
-	memset(h, 0, sizeof(*h));
-	h->block_size = CACHE_BLOCK;
-	h->entry_size = sizeof(struct entry_sh);
-	/* Solve nb: fixed + nb * (entry + bnext + 2 buckets + block) <= size. */
-	fixed = align_up(sizeof(struct hdr_sh), 64) +
-	    (uint64_t)CACHE_STRIPES * sizeof(struct lock_sh) + 2 * 4096;
-	per = sizeof(struct entry_sh) + 4 + 2 * 4 + CACHE_BLOCK;
-	if (size <= fixed + 16 * per)
-		return -1;
-	nb = (size - fixed) / per;
-	if (nb > UINT32_MAX - 2)
-		nb = UINT32_MAX - 2;
-	h->nblocks = (uint32_t)nb;
-	h->nentries = (uint32_t)nb;
-	h->nbuckets = pow2_at_least(nb);
-	if (h->nbuckets > 2 * nb)	/* keep buckets within the 2-per budget */
-		h->nbuckets >>= 1;
-	h->nstripes = h->nbuckets < CACHE_STRIPES ? h->nbuckets : CACHE_STRIPES;
-	h->off_stripes = align_up(sizeof(struct hdr_sh), 64);
-	h->off_buckets = h->off_stripes + (uint64_t)h->nstripes * sizeof(struct lock_sh);
-	h->off_entries = align_up(h->off_buckets + (uint64_t)h->nbuckets * 4, 64);
-	h->off_bnext = h->off_entries + (uint64_t)h->nentries * sizeof(struct entry_sh);
-	h->off_blocks = align_up(h->off_bnext + (uint64_t)h->nblocks * 4, 4096);
-	if (h->off_blocks + (uint64_t)h->nblocks * CACHE_BLOCK > size)
-		return -1;
-	h->size = size;
-	h->magic = CACHE_MAGIC;
-	h->layout = CACHE_LAYOUT;
-	return 0;
-}
-
-static void
-map_regions(struct cache *c)
-{
-	uint8_t *base = (uint8_t *)c->h;
-
-	c->stripes = (struct lock_sh *)(base + c->h->off_stripes);
-	c->buckets = (uint32_t *)(base + c->h->off_buckets);
-	c->e = (struct entry_sh *)(base + c->h->off_entries);
-	c->bnext = (uint32_t *)(base + c->h->off_bnext);
-	c->blocks = base + c->h->off_blocks;
-}
-
-static inline uint8_t *
-block_ptr(const struct cache *c, uint32_t b)
-{
-	return c->blocks + (uint64_t)b * CACHE_BLOCK;
-}
-
-static inline uint32_t
-bucket_of(const struct cache *c, const struct entry_sh *e)
-{
-	return (uint32_t)(e->h[0] & (c->h->nbuckets - 1));
-}
-
-static inline struct lock_sh *
-stripe_of_bucket(const struct cache *c, uint32_t b)
-{
-	return &c->stripes[b & (c->h->nstripes - 1)];
-}
-
-static void
-key_hash(const struct cache *c, const char *key, size_t klen, uint64_t h[2])
-{
-	XXH128_hash_t x = XXH3_128bits_withSeed(key, klen, c->h->seed);
-
-	h[0] = x.low64;
-	h[1] = x.high64;
 }
 
 /* ---- the allocator (callers hold h->alloc) ---------------------------- */
@@ -415,8 +223,8 @@ entry_free(struct cache *c, uint32_t idx)
  * when no live entry's chain holds it.  A chain that runs into a block
  * already claimed, or out of range, is cut there and its entry abandoned.
  */
-static void
-alloc_rebuild(struct cache *c)
+void
+cache_alloc_rebuild(struct cache *c)
 {
 	struct hdr_sh *h = c->h;
 	uint8_t *mark = calloc(h->nblocks / 8 + 1, 1);
@@ -680,8 +488,8 @@ ref_drop_locked(struct cache *c, struct lock_sh *s, uint32_t idx, uint32_t slot,
  * slot would cost every worker hundreds of descriptors).  A stray
  * datagram can only cause a spurious wakeup, which is harmless.
  */
-static socklen_t
-wake_addr(const struct cache *c, unsigned slot, struct sockaddr_un *a)
+socklen_t
+cache_wake_addr(const struct cache *c, unsigned slot, struct sockaddr_un *a)
 {
 	int n;
 
@@ -710,7 +518,7 @@ wake_waiters(struct cache *c, struct entry_sh *e)
 
 		if (!(w & (1ull << (s % 64))) || c->slots[s].pid == 0)
 			continue;
-		alen = wake_addr(c, s, &a);
+		alen = cache_wake_addr(c, s, &a);
 		/* EAGAIN: its queue is full, so a wakeup is pending anyway. */
 		(void)!sendto(c->wake_tx, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&a,
 		    alen);
@@ -865,7 +673,7 @@ cache_get(struct cache *c, const char *key, size_t klen, bool create,
 
 	if (c == NULL || c->me < 0)
 		return CACHE_ENOENT;
-	key_hash(c, key, klen, h);
+	cache_key_hash(c, key, klen, h);
 	bucket = (uint32_t)(h[0] & (c->h->nbuckets - 1));
 	s = stripe_of_bucket(c, bucket);
 	for (;;) {
@@ -927,7 +735,7 @@ cache_create_detached(struct cache *c, const char *key, size_t klen,
 
 	if (c == NULL || c->me < 0)
 		return CACHE_ENOENT;
-	key_hash(c, key, klen, h);
+	cache_key_hash(c, key, klen, h);
 	if ((r = fill_start(c, h, key, klen, &idx)) != 0)
 		return r;
 	c->e[idx].flags |= EF_DETACHED;
@@ -997,9 +805,18 @@ cache_commit(struct cache *c, struct cache_ref *ref)
 
 	if ((r = lock_take(c, s, false)) != 0)
 		return r;
-	if (e->flags & (CF_DEAD | CF_ABORTED)) {
+	if (e->flags & CF_ABORTED) {
 		lock_give(s);
 		return CACHE_EABORTED;
+	}
+	if (e->flags & CF_DEAD) {
+		/* Invalidated while it filled: complete for those reading it,
+		 * but never back in the index. */
+		e->body_len = e->len - e->key_len - e->hdr_len;
+		__atomic_store_n(&e->state, E_COMPLETE, __ATOMIC_RELEASE);
+		lock_give(s);
+		wake_waiters(c, e);
+		return CACHE_ENOENT;
 	}
 	e->body_len = e->len - e->key_len - e->hdr_len;
 	if (e->flags & EF_DETACHED) {
@@ -1184,7 +1001,7 @@ cache_invalidate(struct cache *c, const char *key, size_t klen)
 
 	if (c == NULL || c->me < 0)
 		return 0;
-	key_hash(c, key, klen, h);
+	cache_key_hash(c, key, klen, h);
 	bucket = (uint32_t)(h[0] & (c->h->nbuckets - 1));
 	s = stripe_of_bucket(c, bucket);
 	if (lock_take(c, s, false) != 0)
@@ -1234,346 +1051,16 @@ evict_one(struct cache *c)
 	return CACHE_ENOSPC;
 }
 
-/* ---- the master ----------------------------------------------------------- */
-
-static bool
-pid_is_sluice(int pid)
-{
-	char path[64], comm[32] = "";
-	FILE *f;
-
-	if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return false;
-	if (fgets(comm, sizeof(comm), f) == NULL)
-		comm[0] = '\0';
-	fclose(f);
-	return strncmp(comm, "sluice", 6) == 0;
-}
-
-/* Fresh segment contents: free lists, empty index, new locks and seed. */
-static int
-segment_format(struct cache *c)
-{
-	struct hdr_sh *h = c->h;
-
-	map_regions(c);
-	if (RAND_bytes((unsigned char *)&h->seed, sizeof(h->seed)) != 1)
-		h->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	for (uint32_t i = 0; i < h->nstripes; i++) {
-		memset(&c->stripes[i], 0, sizeof(c->stripes[i]));
-		if (lock_init(&c->stripes[i].m) != 0)
-			return CACHE_ESYS;
-	}
-	memset(&h->alloc, 0, sizeof(h->alloc));
-	if (lock_init(&h->alloc.m) != 0)
-		return CACHE_ESYS;
-	memset(c->buckets, 0, (size_t)h->nbuckets * 4);
-	memset(c->e, 0, (size_t)h->nentries * sizeof(struct entry_sh));
-	alloc_rebuild(c);
-	h->objects = 0;
-	h->evictions = 0;
-	h->clock = 0;
-	return 0;
-}
-
-/*
- * A kept segment from an earlier run: no process uses it now, so make it
- * whole again.  Every lock is re-initialised; an entry survives only if
- * it was complete and indexed, its chain is intact and long enough, and
- * its key bytes still hash to its stored hash.  The index and the free
- * lists are rebuilt from the survivors.  Returns the objects kept.
- */
-static uint64_t
-segment_recover(struct cache *c)
-{
-	struct hdr_sh *h = c->h;
-	uint64_t kept = 0;
-	char *kb = NULL;
-	size_t kcap = 0;
-
-	map_regions(c);
-	for (uint32_t i = 0; i < h->nstripes; i++) {
-		memset(&c->stripes[i], 0, sizeof(c->stripes[i]));
-		lock_init(&c->stripes[i].m);
-	}
-	memset(&h->alloc, 0, sizeof(h->alloc));
-	lock_init(&h->alloc.m);
-	memset(c->buckets, 0, (size_t)h->nbuckets * 4);
-	/* Chains first (cuts broken ones), then judge each entry. */
-	alloc_rebuild(c);
-	h->objects = 0;
-	for (uint32_t i = 0; i < h->nentries; i++) {
-		struct entry_sh *e = &c->e[i];
-		bool ok = e->state == E_COMPLETE &&
-		    (e->flags & EF_LINKED) &&
-		    !(e->flags & (CF_DEAD | CF_ABORTED | CF_PASS)) &&
-		    (e->flags & CF_HEAD) &&
-		    e->len <= (uint64_t)e->nblocks * CACHE_BLOCK &&
-		    (uint64_t)e->key_len + e->hdr_len <= e->len &&
-		    e->body_len == e->len - e->key_len - e->hdr_len;
-
-		if (ok) {
-			struct cache_ref r;
-			uint64_t hh[2];
-
-			if (kcap < e->key_len + 1u) {
-				free(kb);
-				kcap = e->key_len + 1u;
-				kb = malloc(kcap);
-			}
-			memset(&r, 0, sizeof(r));
-			r.idx = i + 1;
-			r.cur_block = NONE;
-			ok = kb != NULL && cache_copy(c, &r, 0, kb, e->key_len) == 0;
-			if (ok) {
-				key_hash(c, kb, e->key_len, hh);
-				ok = hh[0] == e->h[0] && hh[1] == e->h[1];
-			}
-		}
-		e->refs = 0;
-		e->writer = 0;
-		e->waiters = 0;
-		e->meta_seq = 0;
-		if (ok) {
-			uint32_t b = bucket_of(c, e);
-
-			e->next = c->buckets[b];
-			c->buckets[b] = i + 1;
-			e->flags = EF_LINKED | CF_HEAD | (e->flags & CF_VARY);
-			kept++;
-		} else if (e->state != E_FREE) {
-			e->state = E_FREE;
-			e->flags = 0;
-		}
-	}
-	free(kb);
-	alloc_rebuild(c);	/* now without the dropped entries */
-	h->objects = kept;
-	return kept;
-}
-
-static void
-cache_free(struct cache *c)
-{
-	if (c == NULL)
-		return;
-	if (c->h != NULL)
-		munmap(c->h, c->maplen);
-	if (c->slots != NULL)
-		munmap(c->slots, c->slots_len);
-	if (c->wake_rx >= 0)
-		close(c->wake_rx);
-	if (c->wake_tx >= 0)
-		close(c->wake_tx);
-	free(c->freerec);
-	free(c);
-}
-
-/* Open the existing segment of a previous run for re-attaching. */
-static int
-segment_attach(struct cache *c, const struct cache_params *p, int fd,
-    char *note, size_t notelen)
-{
-	struct hdr_sh want, *h;
-	struct stat st;
-	void *m;
-
-	if (fstat(fd, &st) != 0)
-		return CACHE_ESYS;
-	if ((p->uid >= 0 && st.st_uid != (uid_t)p->uid) ||
-	    (st.st_mode & 07777) != 0600)
-		return CACHE_EOWNER;
-	if (layout(&want, p->size) != 0 || (uint64_t)st.st_size != want.size)
-		return CACHE_ELAYOUT;
-	m = mmap(NULL, want.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		return CACHE_ESYS;
-	h = m;
-	if (h->magic != CACHE_MAGIC || h->layout != CACHE_LAYOUT ||
-	    h->size != want.size || h->block_size != want.block_size ||
-	    h->nblocks != want.nblocks || h->nentries != want.nentries ||
-	    h->nbuckets != want.nbuckets || h->nstripes != want.nstripes ||
-	    h->entry_size != want.entry_size ||
-	    h->off_blocks != want.off_blocks) {
-		munmap(m, want.size);
-		return CACHE_ELAYOUT;
-	}
-	if (pid_is_sluice(h->creator_pid) && h->creator_pid != getpid()) {
-		munmap(m, want.size);
-		return CACHE_EINUSE;
-	}
-	c->h = h;
-	c->maplen = want.size;
-	snprintf(note, notelen, "re-attached cache segment %s: %llu objects kept",
-	    p->name, (unsigned long long)segment_recover(c));
-	return 0;
-}
-
-int
-cache_open(struct cache **cp, const struct cache_params *p, char *note,
-    size_t notelen)
-{
-	struct cache *c;
-	struct hdr_sh want;
-	int fd = -1, r;
-	bool attached = false;
-
-	*cp = NULL;
-	if (note && notelen)
-		note[0] = '\0';
-	if (layout(&want, p->size) != 0)
-		return CACHE_ETOOBIG;	/* too small: the config check bounds it */
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return CACHE_ESYS;
-	c->me = -1;
-	c->wake_rx = c->wake_tx = -1;
-	snprintf(c->name, sizeof(c->name), "%s", p->name);
-
-	fd = shm_open(p->name, O_RDWR, 0600);
-	if (fd >= 0) {
-		r = p->persist ? segment_attach(c, p, fd, note, notelen) :
-		    CACHE_ELAYOUT;
-		if (r == 0)
-			attached = true;
-		else if (r == CACHE_EOWNER || r == CACHE_EINUSE)
-			goto fail;
-		else {
-			/* A leftover of a stopped or crashed run, or another
-			 * layout: check it is not a live sluice's, then start
-			 * over. */
-			struct hdr_sh old;
-			struct stat st;
-
-			if (fstat(fd, &st) == 0 && (st.st_mode & 07777) != 0600) {
-				r = CACHE_EOWNER;
-				goto fail;
-			}
-			if (pread(fd, &old, sizeof(old), 0) == (ssize_t)sizeof(old) &&
-			    old.magic == CACHE_MAGIC && old.creator_pid != getpid() &&
-			    pid_is_sluice(old.creator_pid)) {
-				r = CACHE_EINUSE;
-				goto fail;
-			}
-			snprintf(note, notelen, "cache segment %s %s: recreated",
-			    p->name, p->persist ? "of another size or layout" :
-			    "left by an earlier run");
-			close(fd);
-			fd = -1;
-			shm_unlink(p->name);
-		}
-	} else if (errno != ENOENT) {
-		r = CACHE_ESYS;
-		goto fail;
-	}
-	if (!attached) {
-		/* O_EXCL: a name someone pre-created is never adopted. */
-		fd = shm_open(p->name, O_RDWR | O_CREAT | O_EXCL, 0600);
-		if (fd < 0) {
-			r = errno == EEXIST ? CACHE_EOWNER : CACHE_ESYS;
-			goto fail;
-		}
-		if ((p->uid >= 0 || p->gid >= 0) &&
-		    fchown(fd, (uid_t)p->uid, (gid_t)p->gid) != 0)
-			goto sysfail;
-		if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)want.size) != 0)
-			goto sysfail;
-		/* Reserve the pages now: tmpfs is sparse, and a page it cannot
-		 * supply later would be SIGBUS in a worker (HOSTILE F5). */
-		if ((errno = posix_fallocate(fd, 0, (off_t)want.size)) != 0)
-			goto sysfail_unlink;
-		c->h = mmap(NULL, want.size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		    fd, 0);
-		if (c->h == MAP_FAILED) {
-			c->h = NULL;
-			goto sysfail_unlink;
-		}
-		c->maplen = want.size;
-		*c->h = want;
-		if ((r = segment_format(c)) != 0)
-			goto fail_unlink;
-	}
-	close(fd);
-	fd = -1;
-	c->h->creator_pid = getpid();
-	c->h->max_object = p->max_object;
-
-	c->nslots = p->nslots;
-	c->slots_len = (size_t)p->nslots * sizeof(struct slot_sh);
-	c->slots = mmap(NULL, c->slots_len, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (c->slots == MAP_FAILED) {
-		c->slots = NULL;
-		goto sysfail;
-	}
-	*cp = c;
-	return 0;
-
-sysfail_unlink:
-	r = CACHE_ESYS;
-fail_unlink:
-	{
-		int e = errno;
-
-		shm_unlink(p->name);
-		errno = e;
-	}
-	goto fail;
-sysfail:
-	r = CACHE_ESYS;
-fail:
-	{
-		int e = errno;
-
-		if (fd >= 0)
-			close(fd);
-		cache_free(c);
-		errno = e;
-	}
-	return r;
-}
-
 void
-cache_close(struct cache *c, bool unlink_segment)
+cache_key_hash(const struct cache *c, const char *key, size_t klen, uint64_t h[2])
 {
-	if (c == NULL)
-		return;
-	if (unlink_segment && c->me < 0)
-		shm_unlink(c->name);
-	cache_free(c);
+	XXH128_hash_t x = XXH3_128bits_withSeed(key, klen, c->h->seed);
+
+	h[0] = x.low64;
+	h[1] = x.high64;
 }
 
-void
-cache_claim(struct cache *c)
-{
-	if (c != NULL)
-		c->h->creator_pid = getpid();
-}
-
-void
-cache_set_max_object(struct cache *c, uint64_t max_object)
-{
-	if (c != NULL)
-		__atomic_store_n(&c->h->max_object, max_object, __ATOMIC_RELAXED);
-}
-
-uint64_t
-cache_segment_size(const struct cache *c)
-{
-	return c ? c->h->size : 0;
-}
-
-void
-cache_slot_start(struct cache *c, unsigned slot, int pid)
-{
-	if (c == NULL || slot >= c->nslots)
-		return;
-	memset(c->slots[slot].rec, 0, sizeof(c->slots[slot].rec));
-	c->slots[slot].heartbeat = 0;
-	__atomic_store_n(&c->slots[slot].pid, pid, __ATOMIC_RELEASE);
-}
+/* ---- a dead worker ------------------------------------------------------ */
 
 unsigned
 cache_slot_reap(struct cache *c, unsigned slot)
@@ -1634,145 +1121,3 @@ cache_slot_reap(struct cache *c, unsigned slot)
 	__atomic_store_n(&c->slots[slot].pid, 0, __ATOMIC_RELEASE);
 	return n;
 }
-
-int
-cache_fsck(struct cache *c, const char **why)
-{
-	struct hdr_sh *h = c->h;
-	uint8_t *mark = calloc(h->nblocks / 8 + 1, 1);
-	uint64_t used = 0, fb = 0, fe = 0, refsum = 0, recs = 0;
-	int bad = 0;
-
-	*why = "ok";
-#define FSCK(cond, msg) do { if (!(cond)) { if (bad == 0) *why = (msg); bad--; } } while (0)
-	FSCK(mark != NULL, "out of memory");
-	if (mark == NULL)
-		return bad;
-	for (uint32_t i = 0; i < h->nentries; i++) {
-		struct entry_sh *e = &c->e[i];
-		uint32_t b = e->first, n = 0;
-
-		if (e->state == E_FREE)
-			continue;
-		while (b != NONE && n < e->nblocks && b < h->nblocks) {
-			FSCK(!(mark[b / 8] & (1u << (b % 8))), "a block is in two chains");
-			mark[b / 8] |= (uint8_t)(1u << (b % 8));
-			b = c->bnext[b];
-			n++;
-		}
-		FSCK(n == e->nblocks, "a chain is shorter than its count");
-		FSCK(e->len <= (uint64_t)n * CACHE_BLOCK, "an entry is longer than its blocks");
-		used += n;
-		refsum += e->refs;
-	}
-	for (uint32_t b = h->free_block, n = 0; b != NONE && n <= h->nblocks;
-	    b = c->bnext[b], n++) {
-		FSCK(b < h->nblocks, "the free list leaves the pool");
-		if (b >= h->nblocks)
-			break;
-		FSCK(!(mark[b / 8] & (1u << (b % 8))), "a free block is in use");
-		mark[b / 8] |= (uint8_t)(1u << (b % 8));
-		fb++;
-	}
-	for (uint32_t i = h->free_entry, n = 0; i != NONE && n <= h->nentries;
-	    i = c->e[i].next, n++) {
-		FSCK(i < h->nentries && c->e[i].state == E_FREE, "the free entry list is bad");
-		if (i >= h->nentries)
-			break;
-		fe++;
-	}
-	FSCK(fb == h->nfree_blocks, "the free block count is wrong");
-	FSCK(fb + used == h->nblocks, "blocks leak: free + used != total");
-	FSCK(fe == h->nfree_entries, "the free entry count is wrong");
-	for (unsigned s = 0; s < c->nslots; s++)
-		for (uint32_t r = 0; r < SLOT_RECS; r++)
-			recs += c->slots[s].rec[r] != 0;
-	FSCK(recs == refsum, "entry refs differ from the slot records");
-#undef FSCK
-	free(mark);
-	return bad;
-}
-
-int
-cache_gauges(const struct cache *c, struct cache_gauges *g)
-{
-	uint64_t refs = 0;
-
-	memset(g, 0, sizeof(*g));
-	if (c == NULL)
-		return CACHE_ENOENT;
-	g->size = c->h->size;
-	g->block_size = CACHE_BLOCK;
-	g->blocks_total = c->h->nblocks;
-	g->blocks_free = __atomic_load_n(&c->h->nfree_blocks, __ATOMIC_RELAXED);
-	g->blocks_used = g->blocks_total - g->blocks_free;
-	g->entries_total = c->h->nentries;
-	g->entries_used = g->entries_total -
-	    __atomic_load_n(&c->h->nfree_entries, __ATOMIC_RELAXED);
-	g->objects = __atomic_load_n(&c->h->objects, __ATOMIC_RELAXED);
-	g->evictions = __atomic_load_n(&c->h->evictions, __ATOMIC_RELAXED);
-	for (unsigned s = 0; s < c->nslots; s++)
-		if (c->slots[s].pid != 0)
-			for (uint32_t r = 0; r < SLOT_RECS; r++)
-				refs += c->slots[s].rec[r] != 0;
-	g->refs = refs;
-	return 0;
-}
-
-/* ---- a worker ------------------------------------------------------------ */
-
-int
-cache_worker_init(struct cache *c, unsigned slot)
-{
-	if (c == NULL || slot >= c->nslots)
-		return -1;
-	c->me = (int)slot;
-	/* A handle that already was a worker (tests: a fork of one) drops
-	 * its old table and wakeup socket instead of leaking them. */
-	free(c->freerec);
-	if (c->wake_rx >= 0)
-		close(c->wake_rx);
-	c->wake_rx = -1;
-	if ((c->freerec = malloc(SLOT_RECS * sizeof(uint32_t))) == NULL)
-		return -1;
-	c->nfreerec = 0;
-	for (uint32_t r = SLOT_RECS; r-- > 0;)
-		if (c->slots[slot].rec[r] == 0)
-			c->freerec[c->nfreerec++] = r;
-	{
-		struct sockaddr_un a;
-		socklen_t alen = wake_addr(c, slot, &a);
-
-		c->wake_rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (c->wake_rx < 0 || bind(c->wake_rx, (struct sockaddr *)&a, alen) < 0) {
-			if (c->wake_rx >= 0)
-				close(c->wake_rx);
-			c->wake_rx = -1;
-			return -1;
-		}
-	}
-	return c->wake_rx;
-}
-
-void
-cache_heartbeat(struct cache *c, uint64_t now_ms)
-{
-	if (c != NULL && c->me >= 0)
-		__atomic_store_n(&c->slots[c->me].heartbeat, now_ms, __ATOMIC_RELAXED);
-}
-
-uint64_t
-cache_slot_heartbeat(const struct cache *c, unsigned slot)
-{
-	if (c == NULL || slot >= c->nslots)
-		return 0;
-	return __atomic_load_n(&c->slots[slot].heartbeat, __ATOMIC_RELAXED);
-}
-
-#ifdef SLUICE_FAULT_INJECTION
-void
-cache_test_crash_at(struct cache *c, const char *point)
-{
-	c->crash_at = point;
-}
-#endif

@@ -150,7 +150,9 @@ int cache_append(struct cache *c, struct cache_ref *ref, const void *p,
  * freshness; body_len UINT64_MAX when unknown. */
 void cache_set_head(struct cache *c, struct cache_ref *ref, uint32_t hdr_len,
     const struct cache_meta *meta, uint64_t body_len, unsigned flags);
-/* Writer: the object is complete; readers may serve all of it. */
+/* Writer: the object is complete; readers may serve all of it.  Returns
+ * 0, CACHE_EABORTED, or CACHE_ENOENT when it was invalidated while it
+ * filled (complete for its readers, but not in the index). */
 int cache_commit(struct cache *c, struct cache_ref *ref);
 /* Writer: give up (flags CF_ABORTED or CF_PASS); waiters are told. */
 void cache_abort(struct cache *c, struct cache_ref *ref, unsigned flags);
