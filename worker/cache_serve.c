@@ -63,6 +63,35 @@ stat_add(struct conn *c, enum shm_stat_id id, uint64_t n)
 	shm_stats_add(c->w->stats, id, n);
 }
 
+/* Decimal digits of v into dst (no NUL); returns the count. */
+static size_t
+fmt_u64(char *dst, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (size_t i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* Append "Name: <v>\r\n" (name includes ": "); the caller reserved room. */
+static void
+put_num_field(struct buf *b, const char *name, size_t nlen, uint64_t v)
+{
+	char line[64];
+	size_t n = nlen;
+
+	memcpy(line, name, nlen);
+	n += fmt_u64(line + n, v);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	buf_append(b, line, n);
+}
+
 /* The request's fields as cache_field slices (n <= cap). */
 static size_t
 fields_of(const char *base, const struct http_field *f, unsigned nf,
@@ -136,24 +165,33 @@ key_build(struct conn *c)
 	struct req *r = c->req;
 	struct creq *cs = &r->cs;
 	const char *path = r->url.path;
-	size_t plen = r->url.path_len;
-	size_t need = strlen(r->url.host) + plen + 32;
-	int n;
+	size_t plen = r->url.path_len, hlen = strlen(r->url.host), n = 0;
+	char port[8], *k;
+	size_t portlen;
 
 	if (r->origin_form) {
 		path = r->hdr + r->msg.target_off;
 		plen = r->msg.target_len;
-		need += plen;
 	}
-	if ((cs->key = malloc(need + VARY_MAX + 64)) == NULL)
+	portlen = fmt_u64(port, (uint64_t)r->port);
+	if ((k = cs->key = malloc(hlen + plen + portlen + 32)) == NULL)
 		return -1;
-	n = snprintf(cs->key, need, "G http://%s%s%s:%d%s%.*s",
-	    r->url.host_is_ipv6 ? "[" : "", r->url.host,
-	    r->url.host_is_ipv6 ? "]" : "", r->port, path[0] == '?' ? "/" : "",
-	    (int)plen, path);
-	if (n < 0 || (size_t)n >= need)
-		return -1;
-	cs->key_len = cs->primary_len = (size_t)n;
+	memcpy(k, "G http://", 9);
+	n = 9;
+	if (r->url.host_is_ipv6)
+		k[n++] = '[';
+	memcpy(k + n, r->url.host, hlen);
+	n += hlen;
+	if (r->url.host_is_ipv6)
+		k[n++] = ']';
+	k[n++] = ':';
+	memcpy(k + n, port, portlen);
+	n += portlen;
+	if (plen == 0 || path[0] == '?')
+		k[n++] = '/';
+	memcpy(k + n, path, plen);
+	n += plen;
+	cs->key_len = cs->primary_len = n;
 	return 0;
 }
 
@@ -171,6 +209,10 @@ key_variant(struct conn *c, const char *marker, size_t mlen)
 
 	if (sp == NULL || (size_t)(sp - marker) > 32)
 		return -1;
+	/* Room for the variant part, once per request. */
+	if ((p = realloc(cs->key, cs->primary_len + VARY_MAX + 64)) == NULL)
+		return -1;
+	cs->key = p;
 	p = cs->key + cs->primary_len;
 	*p++ = '\n';
 	memcpy(p, marker, (size_t)(sp - marker));
@@ -233,7 +275,8 @@ cache_serve_lookup(struct conn *c)
 		cs->mode = CS_PASS;
 		return false;
 	}
-	req_cache_fields(c, &q);
+	req_cache_fields(c, &cs->q);
+	q = cs->q;
 	cs->req_time = now_s();
 	for (int hop = 0; hop < 3; hop++) {
 		struct cache_view v;
@@ -292,8 +335,13 @@ cache_serve_lookup(struct conn *c)
 		switch (cache_usable(&v.meta, &q, now_s())) {
 		case USE_FRESH:
 			cs->mode = CS_READ;
-			snprintf(cs->status, sizeof(cs->status), "hit; ttl=%lld",
-			    (long long)(v.meta.lifetime - cache_age(&v.meta, now_s())));
+			{
+				int64_t ttl = v.meta.lifetime - cache_age(&v.meta, now_s());
+
+				memcpy(cs->status, "hit; ttl=", 9);
+				cs->status[9 + fmt_u64(cs->status + 9,
+				    (uint64_t)(ttl > 0 ? ttl : 0))] = '\0';
+			}
 			stat_add(c, STAT_cache_hits, 1);
 			serve_begin(c, "TCP_HIT");
 			return true;
@@ -661,68 +709,78 @@ serve_begin(struct conn *c, const char *code)
 }
 
 /* The head for this client from the stored head: status line (200, 206,
- * 304), fields, Age, framing, and ours. */
+ * 304, 416), fields, Age, framing, and ours.  A plain hit copies the
+ * stored head as it is and parses nothing; conditionals and ranges need
+ * the stored fields (ETag) and a status line of their own. */
 static int
 serve_head(struct conn *c, const struct cache_view *v)
 {
 	struct req *r = c->req;
 	struct creq *cs = &r->cs;
 	struct cache *cache = c->w->cache;
-	struct cache_req q;
+	const struct cache_req *q = &cs->q;
+	const struct sluice_conf *cf = c->w->conf;
 	struct cache_field f[256];
-	const struct cache_field *etag;
-	char *h;
-	size_t nf;
+	const struct cache_field *etag = NULL;
+	char *h = NULL, sl[12];
+	size_t nf = 0;
 	int st;
 	uint64_t body = v->body_len, first = 0, last = 0;
 	bool complete = v->state == CE_COMPLETE;
+	bool need = q->inm != NULL || q->ims >= 0 || q->range != NULL;
 	int code = 0;			/* 0: the stored status */
-	int64_t now = now_s(), age;
 	bool client11 = r->msg.version_minor >= 1;
+	size_t hn = strlen(cf->visible_hostname);
 
-	if ((h = malloc(v->hdr_len + 1)) == NULL)
+	/* "HTTP/1.1 200 " */
+	if (v->hdr_len < sizeof(sl) || cache_copy(cache, &cs->read, v->key_len,
+	    sl, sizeof(sl)) != 0)
 		return -1;
-	if (cache_copy(cache, &cs->read, v->key_len, h, v->hdr_len) != 0) {
-		free(h);
-		return -1;
-	}
-	h[v->hdr_len] = '\0';
-	nf = stored_fields(h, v->hdr_len, f, 256, &st);
-	req_cache_fields(c, &q);
-	etag = field_find(f, nf, "etag");
-	if (st == 200 && (q.inm != NULL || q.ims >= 0) &&
-	    cache_not_modified(&q, etag ? etag->value : NULL, etag ? etag->vlen : 0,
-	    v->meta.last_modified, v->meta.date)) {
-		code = 304;
-		stat_add(c, STAT_cache_not_modified, 1);
-		if (cs->code && strcmp(cs->code, "TCP_HIT") == 0)
-			cs->code = q.inm ? "TCP_INM_HIT" : "TCP_IMS_HIT";
-	} else if (st == 200 && complete && q.range != NULL &&
-	    r->msg.method == M_GET) {
-		switch (cache_range(&q, body, etag ? etag->value : NULL,
-		    etag ? etag->vlen : 0, v->meta.last_modified, &first, &last)) {
-		case RANGE_OK:
-			code = 206;
-			break;
-		case RANGE_UNSATISFIABLE:
-			code = 416;
-			break;
-		case RANGE_NONE:
-			break;
+	st = (sl[9] - '0') * 100 + (sl[10] - '0') * 10 + (sl[11] - '0');
+	if (need && st == 200) {
+		if ((h = malloc(v->hdr_len + 1)) == NULL ||
+		    cache_copy(cache, &cs->read, v->key_len, h, v->hdr_len) != 0) {
+			free(h);
+			return -1;
+		}
+		h[v->hdr_len] = '\0';
+		nf = stored_fields(h, v->hdr_len, f, 256, &st);
+		etag = field_find(f, nf, "etag");
+		if ((q->inm != NULL || q->ims >= 0) && cache_not_modified(q,
+		    etag ? etag->value : NULL, etag ? etag->vlen : 0,
+		    v->meta.last_modified, v->meta.date)) {
+			code = 304;
+			stat_add(c, STAT_cache_not_modified, 1);
+			if (cs->code && strcmp(cs->code, "TCP_HIT") == 0)
+				cs->code = q->inm ? "TCP_INM_HIT" : "TCP_IMS_HIT";
+		} else if (complete && q->range != NULL && r->msg.method == M_GET) {
+			switch (cache_range(q, body, etag ? etag->value : NULL,
+			    etag ? etag->vlen : 0, v->meta.last_modified, &first, &last)) {
+			case RANGE_OK:
+				code = 206;
+				break;
+			case RANGE_UNSATISFIABLE:
+				code = 416;
+				break;
+			case RANGE_NONE:
+				break;
+			}
 		}
 	}
 	buf_compact(&c->out);
-	if (buf_reserve(&c->out, v->hdr_len + 512) < 0) {
-		free(h);
-		return -1;
-	}
+	if (buf_reserve(&c->out, buf_len(&c->out) + v->hdr_len + 512 + 3 * hn +
+	    c->w->via_len + sizeof(cs->status)) < 0)
+		goto fail;
 	if (code == 0) {
-		if (buf_append(&c->out, h, v->hdr_len) < 0)
-			goto toolong;
+		/* The stored head as it is, straight from the segment. */
+		if (cache_copy(cache, &cs->read, v->key_len,
+		    c->out.data + c->out.wpos, v->hdr_len) != 0)
+			goto fail;
+		c->out.wpos += v->hdr_len;
 	} else {
 		if (buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", code,
 		    errpage_reason(code)) < 0)
-			goto toolong;
+			goto fail;
 		for (size_t i = 0; i < nf; i++) {
 			/* 304: only the fields RFC 9110 15.4.5 names. */
 			if (code == 304 && !(
@@ -734,69 +792,74 @@ serve_head(struct conn *c, const struct cache_view *v)
 			    (f[i].nlen == 4 && !strncasecmp(f[i].name, "vary", 4)) ||
 			    (f[i].nlen == 13 && !strncasecmp(f[i].name, "last-modified", 13))))
 				continue;
-			if (buf_printf(&c->out, "%.*s: %.*s\r\n", (int)f[i].nlen,
-			    f[i].name, (int)f[i].vlen, f[i].value) < 0)
-				goto toolong;
+			if (buf_reserve(&c->out, buf_len(&c->out) + f[i].nlen +
+			    f[i].vlen + 512 + 3 * hn + c->w->via_len +
+			    sizeof(cs->status)) < 0)
+				goto fail;
+			buf_append(&c->out, f[i].name, f[i].nlen);
+			buf_append(&c->out, ": ", 2);
+			buf_append(&c->out, f[i].value, f[i].vlen);
+			buf_append(&c->out, "\r\n", 2);
 		}
 	}
+	free(h);
+	h = NULL;
 	r->status = code ? code : st;
-	age = cache_age(&v->meta, now);
-	if (buf_printf(&c->out, "Age: %lld\r\n", (long long)age) < 0)
-		goto toolong;
+	put_num_field(&c->out, "Age: ", 5, (uint64_t)cache_age(&v->meta, now_s()));
 	cs->off = v->key_len + v->hdr_len;
 	cs->chunked = false;
 	if (code == 304 || r->msg.method == M_HEAD || st == 204 || st == 304 ||
 	    code == 416) {
 		cs->body_none = true;
 		if (code == 416) {
-			if (buf_printf(&c->out, "Content-Range: bytes */%llu\r\n"
-			    "Content-Length: 0\r\n", (unsigned long long)body) < 0)
-				goto toolong;
-		} else if (code != 304 && body != UINT64_MAX &&
-		    buf_printf(&c->out, "Content-Length: %llu\r\n",
-		    (unsigned long long)body) < 0)
-			goto toolong;
+			buf_append(&c->out, "Content-Range: bytes */", 23);
+			put_num_field(&c->out, "", 0, body);
+			buf_append(&c->out, "Content-Length: 0\r\n", 19);
+		} else if (code != 304 && body != UINT64_MAX)
+			put_num_field(&c->out, "Content-Length: ", 16, body);
 	} else if (code == 206) {
+		char cr[96];
+		int n = snprintf(cr, sizeof(cr), "Content-Range: bytes %llu-%llu/%llu\r\n",
+		    (unsigned long long)first, (unsigned long long)last,
+		    (unsigned long long)body);
+
 		cs->off += first;
 		cs->end = v->key_len + v->hdr_len + last + 1;
-		if (buf_printf(&c->out, "Content-Range: bytes %llu-%llu/%llu\r\n"
-		    "Content-Length: %llu\r\n", (unsigned long long)first,
-		    (unsigned long long)last, (unsigned long long)body,
-		    (unsigned long long)(last - first + 1)) < 0)
-			goto toolong;
+		buf_append(&c->out, cr, (size_t)n);
+		put_num_field(&c->out, "Content-Length: ", 16, last - first + 1);
 	} else if (body != UINT64_MAX) {
 		cs->end = v->key_len + v->hdr_len + body;
-		if (buf_printf(&c->out, "Content-Length: %llu\r\n",
-		    (unsigned long long)body) < 0)
-			goto toolong;
+		put_num_field(&c->out, "Content-Length: ", 16, body);
 	} else {
 		/* Still filling with no length: chunk it (1.0: until close). */
 		cs->end = UINT64_MAX;
-		if (client11)
+		if (client11) {
 			cs->chunked = true;
-		else
+			buf_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
+		} else
 			r->close_after = true;
-		if (cs->chunked && buf_append(&c->out,
-		    "Transfer-Encoding: chunked\r\n", 28) < 0)
-			goto toolong;
 	}
 	if (c->w->stopping)
 		r->close_after = true;
-	if (r->close_after) {
-		if (buf_append(&c->out, "Connection: close\r\n", 19) < 0)
-			goto toolong;
-	} else if (!client11 && buf_append(&c->out, "Connection: keep-alive\r\n", 24) < 0)
-		goto toolong;
-	if (buf_printf(&c->out, "Via: %s\r\nCache-Status: sluice; %s\r\n"
-	    "X-Cache: %s from %s\r\n\r\n", c->w->via, cs->status,
-	    strncmp(cs->status, "hit", 3) == 0 ? "HIT" : "MISS",
-	    c->w->conf->visible_hostname) < 0)
-		goto toolong;
-	free(h);
+	if (r->close_after)
+		buf_append(&c->out, "Connection: close\r\n", 19);
+	else if (!client11)
+		buf_append(&c->out, "Connection: keep-alive\r\n", 24);
+	buf_append(&c->out, "Via: ", 5);
+	buf_append(&c->out, c->w->via, c->w->via_len);
+	buf_append(&c->out, "\r\nCache-Status: sluice; ", 24);
+	buf_append(&c->out, cs->status, strlen(cs->status));
+	if (strncmp(cs->status, "hit", 3) == 0)
+		buf_append(&c->out, "\r\nX-Cache: HIT from ", 20);
+	else
+		buf_append(&c->out, "\r\nX-Cache: MISS from ", 21);
+	buf_append(&c->out, cf->visible_hostname, hn);
+	if (buf_append(&c->out, "\r\n\r\n", 4) < 0)
+		goto fail;
 	r->head_sent = true;
 	cs->head_queued = true;
 	return 0;
-toolong:
+fail:
 	free(h);
 	return -1;
 }

@@ -46,6 +46,7 @@ struct creq {
 	bool done;			/* everything for the client is queued */
 	bool reval_304;			/* revalidation answered 304 */
 	struct buf cbuf;		/* decoded origin body on its way in */
+	struct cache_req q;		/* the request's cache fields (at lookup) */
 	const char *code;		/* access log code ("TCP_HIT", ...) */
 	char status[96];		/* Cache-Status parameters after "sluice" */
 	int64_t req_time;		/* wall seconds when the request left */
