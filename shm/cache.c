@@ -107,6 +107,11 @@ lock_take(struct cache *c, struct lock_sh *l, bool is_alloc)
 	struct timespec ts;
 	int r;
 
+	/* Uncontended (the common case): no clock read, no deadline. */
+	if ((r = pthread_mutex_trylock(&l->m)) == 0)
+		return 0;
+	if (r == EOWNERDEAD)
+		goto dead;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += CACHE_LOCK_MS / 1000;
 	ts.tv_nsec += (long)(CACHE_LOCK_MS % 1000) * 1000000L;
@@ -118,6 +123,7 @@ lock_take(struct cache *c, struct lock_sh *l, bool is_alloc)
 	if (r == 0)
 		return 0;
 	if (r == EOWNERDEAD) {
+dead:
 		if (is_alloc)
 			cache_alloc_rebuild(c);
 		else
@@ -770,13 +776,17 @@ cache_append(struct cache *c, struct cache_ref *ref, const void *p, size_t n)
 	uint64_t len = e->len;
 	int r;
 
-	if (len + n > c->h->max_object + e->key_len + (uint64_t)e->hdr_len +
+	if (!(e->flags & EF_UNLIMITED) &&
+	    len + n > c->h->max_object + e->key_len + (uint64_t)e->hdr_len +
 	    (e->flags & CF_HEAD ? 0 : 65536))
 		return CACHE_ETOOBIG;
-	r = append_raw(c, e, &len, p, n);
+	/* All or nothing: a failed append publishes no part of itself (the
+	 * caller then abandons the entry). */
+	if ((r = append_raw(c, e, &len, p, n)) != 0)
+		return r;
 	__atomic_store_n(&e->len, len, __ATOMIC_RELEASE);
 	wake_waiters(c, e);
-	return r;
+	return 0;
 }
 
 void
@@ -844,6 +854,28 @@ cache_commit(struct cache *c, struct cache_ref *ref)
 	lock_give(s);
 	wake_waiters(c, e);
 	return 0;
+}
+
+int
+cache_oversize(struct cache *c, struct cache_ref *ref)
+{
+	uint32_t idx = ref->idx - 1;
+	struct entry_sh *e = &c->e[idx];
+	struct lock_sh *s = stripe_of_bucket(c, bucket_of(c, e));
+	int r = 0;
+
+	if (lock_take(c, s, false) != 0)
+		return 0;
+	if (e->refs > 0 && !(e->flags & CF_ABORTED)) {
+		/* Out of the index (no one new joins), never stored, but
+		 * complete for those already streaming it. */
+		if (!(e->flags & CF_DEAD))
+			entry_kill(c, s, idx);
+		__atomic_fetch_or(&e->flags, EF_UNLIMITED, __ATOMIC_RELEASE);
+		r = 1;
+	}
+	lock_give(s);
+	return r;
 }
 
 void

@@ -154,6 +154,11 @@ void cache_set_head(struct cache *c, struct cache_ref *ref, uint32_t hdr_len,
  * 0, CACHE_EABORTED, or CACHE_ENOENT when it was invalidated while it
  * filled (complete for its readers, but not in the index). */
 int cache_commit(struct cache *c, struct cache_ref *ref);
+/* Writer: the object outgrew the per-object limit.  When others are
+ * streaming the entry, take it out of the index and lift the limit so
+ * they get all of it (it is never stored): 1.  With no other reader: 0,
+ * and the caller abandons it. */
+int cache_oversize(struct cache *c, struct cache_ref *ref);
 /* Writer: give up (flags CF_ABORTED or CF_PASS); waiters are told. */
 void cache_abort(struct cache *c, struct cache_ref *ref, unsigned flags);
 /* Drop a reference (reader or writer; a writer's unfinished entry is

@@ -201,6 +201,7 @@ segment_recover(struct cache *c)
 		e->refs = 0;
 		e->writer = 0;
 		e->waiters = 0;
+		e->reval = 0;
 		e->meta_seq = 0;
 		if (ok) {
 			uint32_t b = bucket_of(c, e);

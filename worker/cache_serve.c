@@ -46,15 +46,17 @@
 #define HEURISTIC_MAX	86400		/* cap of a Last-Modified heuristic */
 #define VARY_MAX	4096		/* canonical Vary values we key on */
 #define SERVE_IOV	64
+/* Field arrays hold every field a message may have (limits.header_fields
+ * is at most 1000): a field past the array would be invisible to the
+ * key and the rules (cache poisoning). */
+#define FIELDS_MAX	1024
 #define FILL_BUF	65536
 
+/* Wall-clock seconds of this loop iteration (read once per iteration). */
 static int64_t
-now_s(void)
+now_s(const struct conn *c)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec;
+	return (int64_t)(ev_wall_ms(c->w->loop) / 1000);
 }
 
 static void
@@ -201,9 +203,9 @@ key_variant(struct conn *c, const char *marker, size_t mlen)
 {
 	struct req *r = c->req;
 	struct creq *cs = &r->cs;
-	struct cache_field f[128];
+	struct cache_field f[FIELDS_MAX];
 	const char *sp = memchr(marker, ' ', mlen);
-	size_t nf = fields_of(r->hdr, r->fields, r->msg.nfields, f, 128);
+	size_t nf = fields_of(r->hdr, r->fields, r->msg.nfields, f, FIELDS_MAX);
 	char *p;
 	int n;
 
@@ -238,8 +240,8 @@ static void
 req_cache_fields(struct conn *c, struct cache_req *q)
 {
 	struct req *r = c->req;
-	struct cache_field f[128];
-	size_t nf = fields_of(r->hdr, r->fields, r->msg.nfields, f, 128);
+	struct cache_field f[FIELDS_MAX];
+	size_t nf = fields_of(r->hdr, r->fields, r->msg.nfields, f, FIELDS_MAX);
 
 	cache_req_parse(q, f, nf);
 }
@@ -277,7 +279,7 @@ cache_serve_lookup(struct conn *c)
 	}
 	req_cache_fields(c, &cs->q);
 	q = cs->q;
-	cs->req_time = now_s();
+	cs->req_time = now_s(c);
 	for (int hop = 0; hop < 3; hop++) {
 		struct cache_view v;
 		bool create = get && !(q.cc.flags & (CC_NO_STORE | CC_ONLY_IF_CACHED));
@@ -332,11 +334,11 @@ cache_serve_lookup(struct conn *c)
 			serve_begin(c, "TCP_CF_MISS");
 			return true;
 		}
-		switch (cache_usable(&v.meta, &q, now_s())) {
+		switch (cache_usable(&v.meta, &q, cs->req_time)) {
 		case USE_FRESH:
 			cs->mode = CS_READ;
 			{
-				int64_t ttl = v.meta.lifetime - cache_age(&v.meta, now_s());
+				int64_t ttl = v.meta.lifetime - cache_age(&v.meta, cs->req_time);
 
 				memcpy(cs->status, "hit; ttl=", 9);
 				cs->status[9 + fmt_u64(cs->status + 9,
@@ -347,7 +349,7 @@ cache_serve_lookup(struct conn *c)
 			return true;
 		case USE_STALE_SWR:
 			/* Serve it stale; one background request refreshes it. */
-			if (!c->bg && cache_mark_revalidating(cache, &cs->read) &&
+			if (!c->bg && !head && cache_mark_revalidating(cache, &cs->read) &&
 			    conn_background(c) == 0) {
 				cs->mode = CS_READ;
 				set_status(cs, "hit; detail=stale-while-revalidate");
@@ -355,8 +357,9 @@ cache_serve_lookup(struct conn *c)
 				serve_begin(c, "TCP_STALE_HIT");
 				return true;
 			}
-			if (!c->bg && !head) {
-				/* Someone else refreshes it: still serve it stale. */
+			if (!c->bg) {
+				/* Someone else refreshes it (or a HEAD, which
+				 * refreshes nothing): still serve it stale. */
 				cs->mode = CS_READ;
 				set_status(cs, "hit; detail=stale-while-revalidate");
 				stat_add(c, STAT_cache_stale_served, 1);
@@ -366,13 +369,29 @@ cache_serve_lookup(struct conn *c)
 			/* The background request itself revalidates. */
 			__attribute__((fallthrough));
 		case USE_REVALIDATE:
-			if (head || (q.cc.flags & CC_ONLY_IF_CACHED)) {
-				/* Not worth a fetch: HEAD, or the client said so. */
+			if ((q.cc.flags & CC_ONLY_IF_CACHED) &&
+			    !(v.meta.flags & (META_MUST_REVALIDATE | META_NO_CACHE))) {
+				/* The client wants no fetch and the entry allows
+				 * being served stale. */
 				cs->mode = CS_READ;
 				set_status(cs, "hit; detail=stale");
 				stat_add(c, STAT_cache_stale_served, 1);
 				serve_begin(c, "TCP_STALE_HIT");
 				return true;
+			}
+			if (q.cc.flags & CC_ONLY_IF_CACHED) {
+				cache_release(cache, &cs->read);
+				cs->mode = CS_PASS;
+				set_status(cs, "fwd=stale; detail=only-if-cached");
+				conn_error(c, 504, "The cached response is stale (only-if-cached).");
+				return true;
+			}
+			if (head) {
+				/* A HEAD cannot refresh the entry: forward it. */
+				cache_release(cache, &cs->read);
+				cs->mode = CS_PASS;
+				set_status(cs, "fwd=stale");
+				return false;
 			}
 			cs->mode = CS_REVAL;
 			set_status(cs, "fwd=stale");
@@ -488,7 +507,7 @@ fill_vary(struct conn *c, const struct cache_resp *rp)
 	if (n < 0 || (size_t)n >= sizeof(m) || key_variant(c, m, (size_t)n) < 0)
 		return -1;
 	memset(&meta, 0, sizeof(meta));
-	meta.response_time = meta.date = now_s();
+	meta.response_time = meta.date = now_s(c);
 	meta.lifetime = INT32_MAX;
 	meta.swr = meta.sie = -1;
 	meta.last_modified = -1;
@@ -504,6 +523,39 @@ fill_vary(struct conn *c, const struct cache_resp *rp)
 	return 0;
 }
 
+/* Does a variant's response vary on exactly the names its key was made
+ * from (the marker's)?  The key's lines after the nonce are "name:value". */
+static bool
+vary_names_match(const struct creq *cs, const struct cache_resp *rp)
+{
+	char canon[VARY_MAX];
+	const char *p = cs->key + cs->primary_len + 1, *end = cs->key + cs->key_len;
+	const char *q = canon, *qe;
+	int n;
+
+	if (rp->nvary != 1 ||
+	    (n = cache_vary_key(rp->vary, rp->vary_len, NULL, 0, canon, sizeof(canon))) < 0)
+		return false;
+	qe = canon + n;
+	if ((p = memchr(p, '\n', (size_t)(end - p))) == NULL)
+		return false;
+	p++;
+	while (p < end) {
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len;
+
+		if (colon == NULL || nl == NULL || colon > nl)
+			return false;
+		len = (size_t)(colon - p) + 1;
+		if ((size_t)(qe - q) < len + 1 || memcmp(q, p, len) != 0 || q[len] != '\n')
+			return false;
+		q += len + 1;
+		p = nl + 1;
+	}
+	return q == qe;
+}
+
 bool
 cache_serve_response(struct conn *c, const char *rbuf)
 {
@@ -511,19 +563,19 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	struct creq *cs = &r->cs;
 	struct cache *cache = c->w->cache;
 	const struct http_msg *m = &r->rmsg;
-	struct cache_field f[256];
+	struct cache_field f[FIELDS_MAX];
 	struct cache_req q;
 	struct cache_resp rp;
 	struct cache_meta meta;
 	enum cache_nostore why;
 	struct buf hb;
 	size_t nf;
-	int64_t now = now_s();
+	int64_t now = now_s(c);
 
 	if (cs->mode != CS_FILL && cs->mode != CS_REVAL)
 		return false;
 	memset(&hb, 0, sizeof(hb));
-	nf = fields_of(rbuf, r->rfields, m->nfields, f, 256);
+	nf = fields_of(rbuf, r->rfields, m->nfields, f, FIELDS_MAX);
 	cache_resp_parse(&rp, m->status, f, nf);
 	req_cache_fields(c, &q);
 
@@ -537,6 +589,8 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		cache_freshen(cache, &cs->read, &meta);
 		stat_add(c, STAT_cache_revalidated, 1);
 		cs->reval_304 = true;
+		buf_consume(&c->up->in, m->header_len);
+		conn_up_done(c, true);
 		set_status(cs, "fwd=stale; fwd-status=304");
 		cs->mode = CS_READ;
 		serve_begin(c, "TCP_REFRESH_UNMODIFIED");
@@ -574,7 +628,19 @@ cache_serve_response(struct conn *c, const char *rbuf)
 			return false;
 		}
 		cs->code = "TCP_REFRESH_MODIFIED";
-	} else if (rp.vary != NULL && cs->key_len == cs->primary_len &&
+	}
+	if (rp.vary != NULL && cs->key_len != cs->primary_len &&
+	    !vary_names_match(cs, &rp)) {
+		/* A variant answered with other Vary names than its key was
+		 * made from: its key would not tell its variants apart. */
+		fill_drop(c, CF_PASS);
+		cache_invalidate(cache, cs->key, cs->primary_len);
+		cs->mode = CS_PASS;
+		set_status(cs, "fwd=uri-miss; detail=vary");
+		stat_add(c, STAT_cache_uncacheable, 1);
+		return false;
+	}
+	if (rp.vary != NULL && cs->key_len == cs->primary_len &&
 	    fill_vary(c, &rp) != 0) {
 		fill_drop(c, CF_PASS);
 		cs->mode = CS_PASS;
@@ -633,7 +699,7 @@ cache_serve_origin_error(struct conn *c, int status)
 		return false;
 	cache_view(c->w->cache, &cs->read, &v);
 	req_cache_fields(c, &q);
-	if (!cache_stale_if_error(&v.meta, &q, now_s()))
+	if (!cache_stale_if_error(&v.meta, &q, now_s(c)))
 		return false;
 	snprintf(cs->status, sizeof(cs->status), "hit; detail=stale-if-error; fwd-status=%d",
 	    status);
@@ -720,7 +786,7 @@ serve_head(struct conn *c, const struct cache_view *v)
 	struct cache *cache = c->w->cache;
 	const struct cache_req *q = &cs->q;
 	const struct sluice_conf *cf = c->w->conf;
-	struct cache_field f[256];
+	struct cache_field f[FIELDS_MAX];
 	const struct cache_field *etag = NULL;
 	char *h = NULL, sl[12];
 	size_t nf = 0;
@@ -744,7 +810,7 @@ serve_head(struct conn *c, const struct cache_view *v)
 			return -1;
 		}
 		h[v->hdr_len] = '\0';
-		nf = stored_fields(h, v->hdr_len, f, 256, &st);
+		nf = stored_fields(h, v->hdr_len, f, FIELDS_MAX, &st);
 		etag = field_find(f, nf, "etag");
 		if ((q->inm != NULL || q->ims >= 0) && cache_not_modified(q,
 		    etag ? etag->value : NULL, etag ? etag->vlen : 0,
@@ -805,7 +871,10 @@ serve_head(struct conn *c, const struct cache_view *v)
 	free(h);
 	h = NULL;
 	r->status = code ? code : st;
-	put_num_field(&c->out, "Age: ", 5, (uint64_t)cache_age(&v->meta, now_s()));
+	/* A hit is answered in the second it was looked up in; a follower
+	 * or the filling client may be later. */
+	put_num_field(&c->out, "Age: ", 5, (uint64_t)cache_age(&v->meta,
+	    cs->collapsed || c->state == C_FILL ? now_s(c) : cs->req_time));
 	cs->off = v->key_len + v->hdr_len;
 	cs->chunked = false;
 	if (code == 304 || r->msg.method == M_HEAD || st == 204 || st == 304 ||
@@ -815,7 +884,7 @@ serve_head(struct conn *c, const struct cache_view *v)
 			buf_append(&c->out, "Content-Range: bytes */", 23);
 			put_num_field(&c->out, "", 0, body);
 			buf_append(&c->out, "Content-Length: 0\r\n", 19);
-		} else if (code != 304 && body != UINT64_MAX)
+		} else if (code != 304 && st != 204 && body != UINT64_MAX)
 			put_num_field(&c->out, "Content-Length: ", 16, body);
 	} else if (code == 206) {
 		char cr[96];
@@ -894,9 +963,15 @@ body_iov(struct conn *c, const struct cache_view *v, struct iovec *iov,
 	if (cs->off < limit)
 		return cache_iov(c->w->cache, &cs->read, cs->off, want, iov, max);
 	if (cs->fill_broken && buf_len(&cs->cbuf) > 0) {
+		size_t k = buf_len(&cs->cbuf) < want ? buf_len(&cs->cbuf) : want;
+
+		if (cs->end != UINT64_MAX && k > cs->end - cs->off)
+			k = (size_t)(cs->end - cs->off);
+		if (k == 0)
+			return 0;
 		*from_cbuf = true;
 		iov[0].iov_base = (void *)buf_rptr(&cs->cbuf);
-		iov[0].iov_len = buf_len(&cs->cbuf) < want ? buf_len(&cs->cbuf) : want;
+		iov[0].iov_len = k;
 		return 1;
 	}
 	return 0;
@@ -913,7 +988,12 @@ body_avail(struct conn *c, const struct cache_view *v)
 		limit = cs->end;
 	if (cs->off < limit)
 		return limit - cs->off;
-	return cs->fill_broken ? buf_len(&cs->cbuf) : 0;
+	if (!cs->fill_broken)
+		return 0;
+	if (cs->end != UINT64_MAX)
+		return cs->off < cs->end ? (buf_len(&cs->cbuf) < cs->end - cs->off ?
+		    buf_len(&cs->cbuf) : cs->end - cs->off) : 0;
+	return buf_len(&cs->cbuf);
 }
 
 /* Is every body byte the client should get already sent? */
@@ -1098,6 +1178,15 @@ fill_step(struct conn *c)
 			int e = cache_append(cache, &cs->fill, buf_rptr(&cs->cbuf),
 			    buf_len(&cs->cbuf));
 
+			if (e == CACHE_ETOOBIG && !cs->oversize &&
+			    cache_oversize(cache, &cs->fill) == 1) {
+				/* Followers stream it: keep feeding them, store
+				 * nothing (the commit finds it out of the index). */
+				cs->oversize = true;
+				stat_add(c, STAT_cache_uncacheable, 1);
+				e = cache_append(cache, &cs->fill, buf_rptr(&cs->cbuf),
+				    buf_len(&cs->cbuf));
+			}
 			if (e == 0)
 				buf_consume(&cs->cbuf, buf_len(&cs->cbuf));
 			else {
@@ -1114,7 +1203,8 @@ fill_step(struct conn *c)
 			}
 		}
 		if (r->rs == RS_DONE) {
-			if (!cs->fill_broken && cache_commit(cache, &cs->fill) == 0)
+			if (!cs->fill_broken && cache_commit(cache, &cs->fill) == 0 &&
+			    !cs->oversize)
 				stat_add(c, STAT_cache_stored, 1);
 			cs->fill_done = true;
 			conn_up_done(c, true);
@@ -1146,6 +1236,15 @@ cache_serve_step(struct conn *c)
 			c->state = C_CLOSED;
 			return true;
 		}
+		if (cs->fill_broken && !cs->truncated) {
+			/* Nobody drains cbuf any more: give the origin up. */
+			cs->fill_done = true;
+			conn_up_done(c, false);
+			c->state = C_CLOSED;
+			return true;
+		}
+		if (progress)	/* the fill moves: others may stream it */
+			conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
 		return progress;
 	}
 	cache_view(cache, &cs->read, &v);
@@ -1203,6 +1302,8 @@ cache_serve_step(struct conn *c)
 		if (c->state == C_CACHE && v.state == CE_FILLING &&
 		    !cache_wait(cache, &cs->read, v.len)) {
 			wait_add(c);
+			if (progress)
+				conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
 			return progress;
 		}
 		if (c->state == C_CACHE && v.state == CE_FILLING)

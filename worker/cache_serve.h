@@ -41,6 +41,7 @@ struct creq {
 	bool fill_done;			/* the origin side is finished */
 	bool fill_broken;		/* the cache refused more: rest from cbuf */
 	bool truncated;			/* the origin cut the body: close at the end */
+	bool oversize;			/* over max_object: streamed, not stored */
 	bool client_gone;		/* the leader's client left: only fill */
 	bool collapsed;			/* joined another request's fetch */
 	bool done;			/* everything for the client is queued */

@@ -46,15 +46,6 @@ static void conn_io(struct ev_loop *loop, struct ev_io *io, uint32_t ev);
 static void conn_timer(struct ev_loop *loop, struct ev_timer *t);
 static void conn_kick(struct ev_loop *loop, struct ev_timer *t);
 
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 stat_add(struct conn *c, enum shm_stat_id id, uint64_t n)
 {
@@ -992,7 +983,7 @@ req_new(struct conn *c)
 	r->pipe_cu[0] = r->pipe_cu[1] = r->pipe_uc[0] = r->pipe_uc[1] = -1;
 	r->max_forwards = -1;
 	http_msg_init(&r->msg, r->fields, cap);
-	r->start_ms = wall_ms();
+	r->start_ms = ev_wall_ms(c->w->loop);
 	c->nreq++;
 	r->bytes_out_start = c->bytes_out;
 	return r;

@@ -52,6 +52,8 @@ static inline bool ev_timer_active(const struct ev_timer *t) { return t->heap_id
 
 /* Cached monotonic time (ms) of this loop iteration. */
 uint64_t ev_now(struct ev_loop *loop);
+/* The wall clock (ms since the epoch), read with ev_now(). */
+uint64_t ev_wall_ms(struct ev_loop *loop);
 /* Refresh the cached time now. */
 void ev_now_update(struct ev_loop *loop);
 

@@ -253,13 +253,12 @@ proxy_head_log(struct conn *c, int status, const char *code, const char *raw,
 	struct req *r = c->req;
 	struct accesslog_entry e;
 	char peer[64] = "-";
-	struct timespec ts;
 	uint64_t now_ms;
 
 	if (!c->w->alog)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/* The time of this loop iteration: the request ended in it. */
+	now_ms = ev_wall_ms(c->w->loop);
 	memset(&e, 0, sizeof(e));
 	e.client = c->peer_str;
 	e.code = code;

@@ -461,6 +461,13 @@ class Origin:
 
     def stop(self):
         self._stop = True
+        # shutdown first: a close() alone leaves the socket listening while
+        # the accept thread is blocked in accept() on it, and connections
+        # would then hang in the backlog instead of being refused
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.ls.close()
         except OSError:

@@ -160,6 +160,15 @@ def _():
 
 # ---- F20: the wall clock jumps ------------------------------------------------
 
+def set_clock(stamp_file, offset):
+    """Move the fake clock: write the offset atomically (rename), so
+    libfaketime never reads a half-written file."""
+    tmp = stamp_file + ".new"
+    with open(tmp, "w") as f:
+        f.write(offset + "\n")
+    os.rename(tmp, stamp_file)
+
+
 def faketime_sluice(stamp_file):
     sl = Sluice(workers=1, start=False)
     env = dict(os.environ)
@@ -176,8 +185,7 @@ def _():
     if not os.path.exists(FAKETIME):
         raise Skip("libfaketime is not installed")
     stamp = os.path.join(tempdir(), "faketime")
-    with open(stamp, "w") as f:
-        f.write("+0\n")
+    set_clock(stamp, "+0")
     o = counting(lambda req, n: (response(304, b"", headers=[("ETag", '"e1"'), ("Cache-Control", "max-age=600")], cl=False)
                                    if req.header("If-None-Match") == '"e1"' else
                                    response(200, b"clock", headers=[("ETag", '"e1"'), ("Cache-Control", "max-age=600")])))
@@ -185,14 +193,18 @@ def _():
     try:
         a, b = twice(o, "/clock", sl=sl)
         expect_eq(o.count(), 1, "origin requests before the jump")
-        with open(stamp, "w") as f:
-            f.write("+1d\n")
-        r = get(sl.port, o.url("/clock"))
-        expect_eq((r.status, r.body), (200, b"clock"), "after +1 day", r)
+        set_clock(stamp, "+1d")
+        # libfaketime may take a moment to see the new offset: ask until
+        # the entry is seen stale (and revalidated), at most a few times
+        for _ in range(10):
+            r = get(sl.port, o.url("/clock"))
+            expect_eq((r.status, r.body), (200, b"clock"), "after +1 day", r)
+            if o.count() == 2:
+                break
+            time.sleep(0.3)
         expect_eq(o.count(), 2, "origin requests after +1 day (a revalidation)")
         expect_eq(o.requests[-1].header("If-None-Match"), '"e1"', "conditional sent")
-        with open(stamp, "w") as f:
-            f.write("-1d\n")
+        set_clock(stamp, "-1d")
         r = get(sl.port, o.url("/clock"))
         expect_eq((r.status, r.body), (200, b"clock"), "after -1 day", r)
         age = int(r.header("Age", "-1"))
