@@ -53,6 +53,9 @@ struct cache_gauges {
 	uint64_t refs;			/* references held by workers */
 	uint64_t evictions;		/* since the segment was created */
 };
+/* The layout a segment of `size` bytes would get (nothing is created):
+ * 0, or CACHE_ETOOBIG when size is too small for any. */
+int cache_plan(uint64_t size, struct cache_gauges *g);
 /* Fill g; returns 0, or CACHE_ENOENT when c is NULL (no cache). */
 int cache_gauges(const struct cache *c, struct cache_gauges *g);
 

@@ -101,6 +101,21 @@ map_regions(struct cache *c)
 
 /* ---- the master ----------------------------------------------------------- */
 
+int
+cache_plan(uint64_t size, struct cache_gauges *g)
+{
+	struct hdr_sh h;
+
+	memset(g, 0, sizeof(*g));
+	if (layout(&h, size) != 0)
+		return CACHE_ETOOBIG;
+	g->size = h.size;
+	g->block_size = h.block_size;
+	g->blocks_total = g->blocks_free = h.nblocks;
+	g->entries_total = h.nentries;
+	return 0;
+}
+
 static bool
 pid_is_sluice(int pid)
 {

@@ -241,5 +241,82 @@ def _():
     sl.stop()
 
 
+# ---- the cache across reloads, stale-while-revalidate, slow leaders ----------
+
+@case("the cache survives a HUP reload: a hit after the new generation started")
+def _():
+    sl = Sluice(workers=2)
+    o = counting(fresh(b"hup"))
+    a = get(sl.port, o.url("/hup"))
+    old = set(sl.worker_pids())
+    sl.reload()
+    expect(poll(lambda: not (set(sl.worker_pids()) & old) and
+                len(sl.worker_pids()) == 2, timeout=20), "no new generation", sl.diag())
+    b = get(sl.port, o.url("/hup"))
+    expect_eq((a.body, b.body), (b"hup1", b"hup1"), "bodies")
+    expect_eq(b.header("X-Cache", "").split()[0], "HIT", "X-Cache after the reload", b)
+    expect_eq(o.count(), 1, "origin requests")
+    sl.stop()
+
+
+@case("stale-while-revalidate: stale served at once, one background revalidation, then fresh")
+def _():
+    def h(req, n):
+        hdrs = [("Cache-Control", "max-age=1, stale-while-revalidate=60"), ("ETag", '"s1"')]
+        if req.header("If-None-Match") == '"s1"':
+            time.sleep(0.5)       # a slow revalidation must not delay the client
+            return response(304, b"", headers=[("Cache-Control", "max-age=600"),
+                                                ("ETag", '"s1"')], cl=False)
+        return response(200, b"swr-body", headers=hdrs)
+    o = counting(h)
+    get(S["sl"].port, o.url("/swr"))
+    time.sleep(1.2)              # let max-age=1 run out
+    t0 = time.monotonic()
+    rs = [get(S["sl"].port, o.url("/swr")) for _ in range(3)]
+    took = time.monotonic() - t0
+    for r in rs:
+        expect_eq((r.status, r.body), (200, b"swr-body"), "stale body", r)
+    expect("stale-while-revalidate" in rs[0].header("Cache-Status", ""),
+           "first stale answer not marked", rs[0])
+    expect(took < 0.45, "stale answers waited for the revalidation (%.2fs)" % took)
+    expect(o.wait_requests(2, timeout=5), "no background revalidation", o.summary())
+    time.sleep(0.3)
+    expect_eq(o.count(), 2, "origin requests (exactly one revalidation)")
+    expect_eq(o.requests[1].header("If-None-Match"), '"s1"', "conditional")
+    r = poll(lambda: "hit; ttl" in get(S["sl"].port, o.url("/swr")).header("Cache-Status", ""),
+             timeout=5)
+    expect(r, "the entry was not freshened by the background 304")
+    expect_eq(o.count(), 2, "origin requests after freshening")
+
+
+@case("a leader that reads nothing does not slow the fill: a follower gets 8 MiB at once")
+def _():
+    body = os.urandom(1 << 20) * 8
+    gate = threading.Event()
+
+    def h(conn):
+        req = conn.read_request()
+        if req is None:
+            return
+        gate.set()
+        conn.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        conn.sock.sendall(body)
+    o = new_origin(h)
+    leader = Client(S["sl"].port, timeout=30)
+    leader.send(build("GET", o.url("/slowleader")))
+    expect(gate.wait(5), "the origin got no request")
+    t0 = time.monotonic()
+    r = get(S["sl"].port, o.url("/slowleader"), timeout=30)
+    took = time.monotonic() - t0
+    expect_eq(r.status, 200, "follower status", r)
+    expect(r.body == body, "follower body differs (%d bytes)" % len(r.body))
+    expect(took < 10, "the follower took %.1fs" % took)
+    expect_eq(o.nreq, 1, "origin requests")
+    r2 = leader.read_response(timeout=30)
+    expect(r2.body == body, "leader body differs")
+    leader.close()
+
+
 if __name__ == "__main__":
     main(setup=setup)

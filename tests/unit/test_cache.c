@@ -1886,10 +1886,41 @@ no_segments_left(void **state)
 
 #define CASE(f, s)	cmocka_unit_test_prestate_setup_teardown(f, s, teardown, #f)
 
+/* The layout from 1 MiB to 64 GiB and 1 TiB: counts fit their 32-bit
+ * indexes, every region fits the size, the overhead stays small, and one
+ * entry per block (every object takes a block) so entries never run out
+ * before blocks do. */
+static void
+plan_sizes(void **state)
+{
+	static const uint64_t sizes[] = { 1ull << 20, 4ull << 20, 256ull << 20,
+	    1ull << 30, 64ull << 30, 1ull << 40 };
+	struct cache_gauges g;
+
+	(void)state;
+	assert_int_equal(cache_plan(64 << 10, &g), CACHE_ETOOBIG);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		assert_int_equal(cache_plan(sizes[i], &g), 0);
+		assert_true(g.size == sizes[i]);
+		assert_int_equal(g.block_size, 4096);
+		assert_true(g.blocks_total > 0 && g.blocks_total < UINT32_MAX);
+		assert_int_equal(g.entries_total, g.blocks_total);
+		/* data blocks take at least 95% of a large segment (the index
+		 * costs ~4% per block); small ones pay for the 1024 stripe
+		 * locks too */
+		assert_true(g.blocks_total * 4096 >= sizes[i] / 100 *
+		    (sizes[i] >= (256ull << 20) ? 95 : 80));
+		assert_true(g.blocks_total * 4096 <= sizes[i]);
+	}
+	assert_int_equal(cache_plan(64ull << 30, &g), 0);
+	assert_true(g.blocks_total >= 15800000);	/* ~16M blocks of 4 KiB */
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(plan_sizes),
 		CASE(fill_read_back, setup),
 		CASE(keys_never_alias, setup),
 		CASE(stream_same_process, setup),
