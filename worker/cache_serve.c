@@ -674,10 +674,13 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	cs->read = cs->fill;
 	cs->read.writer = false;
 	cs->read.rec = UINT32_MAX;
-	snprintf(cs->status, sizeof(cs->status), "fwd=%s; stored",
+	/* "stored" only when the length is known now: a body of unknown
+	 * length may yet outgrow max_object_size. */
+	snprintf(cs->status, sizeof(cs->status), "fwd=%s%s",
 	    cs->key_len != cs->primary_len ? "vary-miss" :
 	    cs->code && strcmp(cs->code, "TCP_REFRESH_MODIFIED") == 0 ? "stale" :
-	    "uri-miss");
+	    "uri-miss", m->body == BODY_LENGTH || m->body == BODY_NONE ?
+	    "; stored" : "");
 	if (cs->code == NULL)
 		cs->code = "TCP_MISS";
 	serve_begin(c, cs->code);
