@@ -756,7 +756,7 @@ cache_view(struct cache *c, const struct cache_ref *ref, struct cache_view *v)
 	uint32_t seq;
 
 	v->flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) &
-	    (CF_ABORTED | CF_PASS | CF_VARY | CF_DEAD | CF_HEAD);
+	    (CF_ABORTED | CF_PASS | CF_VARY | CF_DEAD | CF_HEAD | CF_HFP);
 	v->state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 	v->len = __atomic_load_n(&e->len, __ATOMIC_ACQUIRE);
 	v->key_len = e->key_len;
@@ -800,7 +800,8 @@ cache_set_head(struct cache *c, struct cache_ref *ref, uint32_t hdr_len,
 	__atomic_store_n(&e->meta_seq, e->meta_seq + 1, __ATOMIC_RELEASE);
 	e->meta = *meta;
 	__atomic_store_n(&e->meta_seq, e->meta_seq + 1, __ATOMIC_RELEASE);
-	__atomic_fetch_or(&e->flags, CF_HEAD | (flags & CF_VARY), __ATOMIC_RELEASE);
+	__atomic_fetch_or(&e->flags, CF_HEAD | (flags & (CF_VARY | CF_HFP)),
+	    __ATOMIC_RELEASE);
 	wake_waiters(c, e);
 }
 

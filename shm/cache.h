@@ -123,6 +123,8 @@ enum {
 	CF_VARY = 1u << 2,		/* a Vary marker: head = the Vary names */
 	CF_DEAD = 1u << 3,		/* out of the index; freed at refs 0 */
 	CF_HEAD = 1u << 4,		/* head complete: hdr_len and meta valid */
+	CF_HFP = 1u << 5,		/* hit-for-pass: the URL's answers are not
+					   cacheable; fetch without joining */
 };
 struct cache_view {
 	unsigned state, flags;

@@ -223,7 +223,7 @@ segment_recover(struct cache *c)
 
 			e->next = c->buckets[b];
 			c->buckets[b] = i + 1;
-			e->flags = EF_LINKED | CF_HEAD | (e->flags & CF_VARY);
+			e->flags = EF_LINKED | CF_HEAD | (e->flags & (CF_VARY | CF_HFP));
 			kept++;
 		} else if (e->state != E_FREE) {
 			e->state = E_FREE;

@@ -44,6 +44,7 @@
 #include "worker/upstream.h"
 
 #define HEURISTIC_MAX	86400		/* cap of a Last-Modified heuristic */
+#define HFP_TTL		120		/* seconds a hit-for-pass marker lives */
 #define VARY_MAX	4096		/* canonical Vary values we key on */
 #define SERVE_IOV	64
 /* Field arrays hold every field a message may have (limits.header_fields
@@ -309,6 +310,23 @@ cache_serve_lookup(struct conn *c)
 			return false;
 		}
 		cache_view(cache, &cs->read, &v);
+		if ((v.flags & CF_HFP) && v.state == CE_COMPLETE) {
+			/* Recently uncacheable: go straight to the origin, no
+			 * fill and no waiting behind another request. */
+			bool live = cs->req_time < v.meta.response_time + v.meta.lifetime &&
+			    cs->req_time >= v.meta.response_time;
+
+			cache_release(cache, &cs->read);
+			if (live || hop == 2) {
+				cs->mode = CS_PASS;
+				cs->hfp = true;
+				set_status(cs, "fwd=uri-miss; detail=hit-for-pass");
+				stat_add(c, STAT_cache_misses, 1);
+				return false;
+			}
+			cache_invalidate(cache, cs->key, cs->key_len);
+			continue;
+		}
 		if ((v.flags & CF_VARY) && v.state == CE_COMPLETE) {
 			char m[VARY_MAX];
 
@@ -486,6 +504,26 @@ fill_drop(struct conn *c, unsigned flags)
 	}
 }
 
+/* Turn our fill into a hit-for-pass marker (no head, no body). */
+static void
+fill_hfp(struct conn *c, int64_t now)
+{
+	struct creq *cs = &c->req->cs;
+	struct cache *cache = c->w->cache;
+	struct cache_meta meta;
+
+	if (cs->fill.idx == 0)
+		return;
+	memset(&meta, 0, sizeof(meta));
+	meta.response_time = meta.request_time = meta.date = now;
+	meta.lifetime = HFP_TTL;
+	meta.swr = meta.sie = meta.last_modified = -1;
+	cache_set_head(cache, &cs->fill, 0, &meta, 0, CF_HFP);
+	if (cache_commit(cache, &cs->fill) != 0)
+		cache_abort(cache, &cs->fill, CF_PASS);
+	cache_release(cache, &cs->fill);
+}
+
 /* Make the URL's entry a Vary marker and point cs->fill at the variant. */
 static int
 fill_vary(struct conn *c, const struct cache_resp *rp)
@@ -572,6 +610,21 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	size_t nf;
 	int64_t now = now_s(c);
 
+	if (cs->hfp && m->status >= 200) {
+		/* Passed on a hit-for-pass marker: if this answer could be
+		 * stored after all, drop the marker so the next miss fills. */
+		nf = fields_of(rbuf, r->rfields, m->nfields, f, FIELDS_MAX);
+		cache_resp_parse(&rp, m->status, f, nf);
+		why = cache_storable(r->msg.method == M_GET, &cs->q, &rp);
+		if (why == NOSTORE_OK)
+			cache_invalidate(cache, cs->key, cs->key_len);
+		else {
+			snprintf(cs->status, sizeof(cs->status),
+			    "fwd=uri-miss; detail=%s", cache_nostore_name(why));
+			stat_add(c, STAT_cache_uncacheable, 1);
+		}
+		return false;
+	}
 	if (cs->mode != CS_FILL && cs->mode != CS_REVAL)
 		return false;
 	memset(&hb, 0, sizeof(hb));
@@ -609,8 +662,13 @@ cache_serve_response(struct conn *c, const char *rbuf)
 			snprintf(cs->status, sizeof(cs->status), "fwd=%s; detail=%s",
 			    cs->mode == CS_REVAL ? "stale" : "uri-miss",
 			    cache_nostore_name(why));
-		/* Waiters fetch for themselves (hit-for-pass is not kept). */
-		fill_drop(c, CF_PASS);
+		/* Waiters fetch for themselves; later requests pass straight
+		 * through on a hit-for-pass marker when the reason is the
+		 * response's own (not this request's Authorization). */
+		if (cs->mode == CS_FILL && why != NOSTORE_AUTH && why != NOSTORE_METHOD)
+			fill_hfp(c, now);
+		else
+			fill_drop(c, CF_PASS);
 		if (cs->mode == CS_REVAL && cs->read.idx != 0) {
 			/* The new answer must not be shadowed by the old one. */
 			cache_release(cache, &cs->read);
@@ -1253,8 +1311,8 @@ cache_serve_step(struct conn *c)
 	cache_view(cache, &cs->read, &v);
 	if (!cs->head_queued) {
 		if (c->state == C_CACHE &&
-		    (!(v.flags & CF_HEAD) || (v.flags & (CF_VARY | CF_ABORTED)))) {
-			if (v.flags & (CF_ABORTED | CF_PASS | CF_DEAD)) {
+		    (!(v.flags & CF_HEAD) || (v.flags & (CF_VARY | CF_ABORTED | CF_HFP)))) {
+			if (v.flags & (CF_ABORTED | CF_PASS | CF_DEAD | CF_HFP)) {
 				serve_refetch(c);
 				return true;
 			}

@@ -42,6 +42,7 @@ struct creq {
 	bool fill_broken;		/* the cache refused more: rest from cbuf */
 	bool truncated;			/* the origin cut the body: close at the end */
 	bool oversize;			/* over max_object: streamed, not stored */
+	bool hfp;			/* passed because of a hit-for-pass marker */
 	bool client_gone;		/* the leader's client left: only fill */
 	bool collapsed;			/* joined another request's fetch */
 	bool done;			/* everything for the client is queued */

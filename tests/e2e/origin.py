@@ -475,6 +475,13 @@ class Origin:
         with self.lock:
             conns = list(self.conns)
         for c in conns:
+            # shutdown first: a handler thread blocked in recv() on it
+            # would otherwise keep the connection open after close()
+            if not c.closed:
+                try:
+                    c.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             c.close()
 
 
