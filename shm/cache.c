@@ -686,6 +686,17 @@ cache_get(struct cache *c, const char *key, size_t klen, bool create,
 		if ((r = lock_take(c, s, false)) != 0)
 			goto out;
 		if ((idx = chain_find(c, bucket, h, key, klen)) != NONE) {
+			struct entry_sh *e = &c->e[idx];
+
+			if ((e->flags & CF_HFP) && e->state == E_COMPLETE) {
+				/* Read under the stripe: meta is stable here. */
+				memset(ref, 0, sizeof(*ref));
+				ref->hfp_from = e->meta.response_time;
+				ref->hfp_until = e->meta.response_time + e->meta.lifetime;
+				lock_give(s);
+				r = CACHE_HFP;
+				goto out;
+			}
 			if ((r = ref_take_locked(c, s, idx, ref)) == 0) {
 				c->e[idx].hot = 1;
 				r = CACHE_FOUND;

@@ -113,6 +113,7 @@ struct cache_ref {
 	uint64_t cur_base;		/* object offset of cur_block's first byte */
 	bool writer;
 	uint32_t seen_flags;		/* CF_HEAD | CF_VARY at the last cache_wait */
+	int64_t hfp_from, hfp_until;	/* CACHE_HFP: the marker's life (wall s) */
 };
 
 /* What a reference sees now. */
@@ -136,9 +137,12 @@ struct cache_view {
 
 /* Find the entry for key; with create, make a filling entry when there
  * is none, linked in the index so concurrent misses find it.  Returns
- * 1 found, 2 created (*ref is the writer), CACHE_ENOENT, or an error. */
+ * 1 found, 2 created (*ref is the writer), 3 a hit-for-pass marker (no
+ * reference held), CACHE_ENOENT, or an error. */
 #define CACHE_FOUND	1
 #define CACHE_CREATED	2
+#define CACHE_HFP	3	/* a hit-for-pass marker: no reference taken,
+				   ref->hfp_from/until say when it lives */
 int cache_get(struct cache *c, const char *key, size_t klen, bool create,
     struct cache_ref *ref);
 /* A filling entry outside the index, linked (replacing any entry of the

@@ -286,6 +286,22 @@ cache_serve_lookup(struct conn *c)
 		bool create = get && !(q.cc.flags & (CC_NO_STORE | CC_ONLY_IF_CACHED));
 
 		rv = cache_get(cache, cs->key, cs->key_len, create, &cs->read);
+		if (rv == CACHE_HFP) {
+			/* Recently uncacheable: go straight to the origin, no
+			 * fill and no waiting behind another request. */
+			if ((cs->req_time >= cs->read.hfp_from &&
+			    cs->req_time < cs->read.hfp_until) || hop == 2) {
+				memset(&cs->read, 0, sizeof(cs->read));
+				cs->mode = CS_PASS;
+				cs->hfp = true;
+				set_status(cs, "fwd=uri-miss; detail=hit-for-pass");
+				stat_add(c, STAT_cache_misses, 1);
+				return false;
+			}
+			memset(&cs->read, 0, sizeof(cs->read));
+			cache_invalidate(cache, cs->key, cs->key_len);
+			continue;
+		}
 		if (rv == CACHE_CREATED) {
 			cs->fill = cs->read;
 			memset(&cs->read, 0, sizeof(cs->read));
@@ -310,23 +326,6 @@ cache_serve_lookup(struct conn *c)
 			return false;
 		}
 		cache_view(cache, &cs->read, &v);
-		if ((v.flags & CF_HFP) && v.state == CE_COMPLETE) {
-			/* Recently uncacheable: go straight to the origin, no
-			 * fill and no waiting behind another request. */
-			bool live = cs->req_time < v.meta.response_time + v.meta.lifetime &&
-			    cs->req_time >= v.meta.response_time;
-
-			cache_release(cache, &cs->read);
-			if (live || hop == 2) {
-				cs->mode = CS_PASS;
-				cs->hfp = true;
-				set_status(cs, "fwd=uri-miss; detail=hit-for-pass");
-				stat_add(c, STAT_cache_misses, 1);
-				return false;
-			}
-			cache_invalidate(cache, cs->key, cs->key_len);
-			continue;
-		}
 		if ((v.flags & CF_VARY) && v.state == CE_COMPLETE) {
 			char m[VARY_MAX];
 
