@@ -108,7 +108,8 @@ proxy_head_request(struct conn *c, struct buf *out)
 		if (put(out, r->url.path, r->url.path_len) < 0)
 			return -1;
 	}
-	if (buf_printf(out, " HTTP/1.1\r\nHost: %s\r\n", r->authority) < 0)
+	if (put(out, " HTTP/1.1\r\nHost: ", 17) < 0 ||
+	    put(out, r->authority, strlen(r->authority)) < 0 || put(out, "\r\n", 2) < 0)
 		return -1;
 
 	for (unsigned i = 0; i < m->nfields; i++) {

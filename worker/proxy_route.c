@@ -109,6 +109,9 @@ route_max_forwards(const struct req *r)
 	return found;
 }
 
+static void route_hostport(char *dst, const char *host, bool brackets,
+    int port, bool with_port);
+
 /* Check a parsed request and fill in where it goes; see conn_int.h. */
 int
 proxy_route(struct conn *c, const char **detail)
@@ -166,21 +169,50 @@ proxy_route(struct conn *c, const char **detail)
 		}
 	}
 
-	/* The authority sent as Host, and the key of the upstream pool. */
+	/* The authority sent as Host, and the key of the upstream pool
+	 * (built by hand: this runs for every request). */
 	r->port = r->url.port;
 	if (c->l->cl->mode == LISTEN_REVERSE && m->host_idx >= 0) {
 		const struct http_field *hf = &r->fields[m->host_idx];
-		snprintf(r->authority, sizeof(r->authority), "%.*s",
-		    (int)hf->value_len, r->hdr + hf->value_off);
-	} else if (r->url.host_is_ipv6) {
-		snprintf(r->authority, sizeof(r->authority),
-		    r->port == 80 ? "[%s]" : "[%s]:%d", r->url.host, r->port);
-	} else {
-		snprintf(r->authority, sizeof(r->authority),
-		    r->port == 80 ? "%s" : "%s:%d", r->url.host, r->port);
-	}
-	snprintf(r->key, sizeof(r->key), "%s:%d", r->url.host, r->port);
+		size_t n = hf->value_len < sizeof(r->authority) - 1 ?
+		    hf->value_len : sizeof(r->authority) - 1;
+
+		memcpy(r->authority, r->hdr + hf->value_off, n);
+		r->authority[n] = '\0';
+	} else
+		route_hostport(r->authority, r->url.host, r->url.host_is_ipv6,
+		    r->port, r->port != 80);
+	route_hostport(r->key, r->url.host, false, r->port, true);
 	return 0;
+}
+
+/* "host" or "[host]", then ":port" when with_port, into dst, which has
+ * room for URL_HOST_MAX + 10 bytes (host is at most URL_HOST_MAX). */
+static void
+route_hostport(char *dst, const char *host, bool brackets, int port,
+    bool with_port)
+{
+	size_t h = strlen(host), n = 0;
+	char d[8];
+	int k = 0;
+
+	if (brackets)
+		dst[n++] = '[';
+	memcpy(dst + n, host, h);
+	n += h;
+	if (brackets)
+		dst[n++] = ']';
+	if (with_port) {
+		unsigned v = (unsigned)port;
+
+		dst[n++] = ':';
+		do
+			d[k++] = (char)('0' + v % 10);
+		while ((v /= 10) != 0 && k < 7);
+		while (k > 0)
+			dst[n++] = d[--k];
+	}
+	dst[n] = '\0';
 }
 
 /* Is a (16-byte form) an address of this host?  Loopback and the
