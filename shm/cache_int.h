@@ -32,6 +32,8 @@
 	if (((c)->crash_at != NULL && strcmp((c)->crash_at, name) == 0) || \
 	    fault_fail("cache_crash_" name)) \
 		raise(SIGKILL); \
+	if (fault_fail("cache_stop_" name)) \
+		raise(SIGSTOP);		/* hang holding the lock (F2) */ \
 } while (0)
 #else
 #define CRASH_POINT(c, name) do { } while (0)

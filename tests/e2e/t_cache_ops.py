@@ -318,5 +318,46 @@ def _():
     leader.close()
 
 
+@case("F2 a worker stopped while it holds a cache lock: the others pass through, the watchdog kills it")
+def _():
+    # the 3rd reference taken in each worker stops it inside the stripe lock
+    sl = Sluice(workers=2, start=False)
+    env = dict(os.environ)
+    env["SLUICE_FAULTS"] = "cache_stop_ref:3"
+    sl.env = env
+    sl.start()
+    o = counting(fresh(b"lk"))
+    get(sl.port, o.url("/lock"))          # stored
+    t0 = time.monotonic()
+    stopped = []
+    statuses = []
+    slow = 0.0
+    while time.monotonic() - t0 < 14:
+        t1 = time.monotonic()
+        r = get(sl.port, o.url("/lock"), timeout=3)
+        took = time.monotonic() - t1
+        statuses.append(r.status)
+        if r.status == 200:
+            expect_eq(r.body, b"lk1" if "HIT" in r.header("X-Cache", "") else r.body, "body")
+            slow = max(slow, took)
+        for p in sl.worker_pids():
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    if f.read().split(")")[1].split()[0] == "T" and p not in stopped:
+                        stopped.append(p)
+            except OSError:
+                pass
+        if stopped and "has not run for" in sl.stderr_text():
+            break
+    expect(stopped, "no worker stopped at the fault point", sl.diag())
+    expect("has not run for" in sl.stderr_text(), "the watchdog did not act", sl.diag())
+    expect(poll(lambda: not set(stopped) & set(sl.worker_pids()), timeout=15),
+           "the stopped worker is still there", sl.diag())
+    expect(sl.wait_workers(2), "workers not replaced", sl.diag())
+    ok = sum(1 for st in statuses if st == 200)
+    expect(ok >= len(statuses) // 2, "too few answers while a lock was held: %r" % statuses)
+    sl.stop()
+
+
 if __name__ == "__main__":
     main(setup=setup)
