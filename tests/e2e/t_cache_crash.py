@@ -14,7 +14,7 @@ root for the other-owner and other-user checks (left out otherwise) and
 for the small-tmpfs case (skipped otherwise); libfaketime for F20.
 F2 (a worker stopped while holding a lock) is not tested: it needs the
 heartbeat watchdog, which does not exist yet.
-Knobs: CACHE_CRASH_LOAD_S (seconds of the random-kill load, default 10),
+Knobs: CACHE_CRASH_LOAD_S (seconds of the random-kill load, default 20),
 ONLY (a regex: run only the cases whose name matches).  Origin bodies
 are a deterministic function of the path (every 25-byte record names
 the path's hash and its own offset), so any byte served from the wrong
@@ -313,7 +313,7 @@ def get_path(sl, o, path, timeout=8):
 
 HOT = ["/hot/%d" % i for i in range(20)]
 COLD = ["/cold/%d" % i for i in range(200)]
-LOAD_S = float(os.environ.get("CACHE_CRASH_LOAD_S", "10"))
+LOAD_S = float(os.environ.get("CACHE_CRASH_LOAD_S", "20"))
 
 
 def random_kills():
