@@ -1465,10 +1465,17 @@ cache_serve_status_fields(struct conn *c, struct buf *out)
 {
 	struct creq *cs = &c->req->cs;
 
+	const char *host = c->w->conf->visible_hostname;
+
 	if (c->w->cache == NULL || cs->status[0] == '\0')
 		return 0;
-	return buf_printf(out, "Cache-Status: sluice; %s\r\nX-Cache: MISS from %s\r\n",
-	    cs->status, c->w->conf->visible_hostname);
+	if (buf_append(out, "Cache-Status: sluice; ", 22) < 0 ||
+	    buf_append(out, cs->status, strlen(cs->status)) < 0 ||
+	    buf_append(out, "\r\nX-Cache: MISS from ", 21) < 0 ||
+	    buf_append(out, host, strlen(host)) < 0 ||
+	    buf_append(out, "\r\n", 2) < 0)
+		return -1;
+	return 0;
 }
 
 void

@@ -25,6 +25,25 @@ put(struct buf *b, const char *p, size_t n)
 	return buf_append(b, p, n);
 }
 
+/* "Name: <decimal v>\r\n" without printf (every response has one). */
+static int
+put_num(struct buf *b, const char *name, size_t nlen, uint64_t v)
+{
+	char d[24], line[64];
+	size_t n = 0, k = 0;
+
+	do
+		d[k++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	memcpy(line, name, nlen);
+	n = nlen;
+	while (k > 0)
+		line[n++] = d[--k];
+	line[n++] = '\r';
+	line[n++] = '\n';
+	return put(b, line, n);
+}
+
 static int
 put_field(struct buf *b, const char *base, const struct http_field *f)
 {
@@ -143,8 +162,8 @@ proxy_head_request(struct conn *c, struct buf *out)
 		return -1;
 	if (cache_serve_cond_fields(c, out) < 0)
 		return -1;
-	if (m->body == BODY_LENGTH && buf_printf(out, "Content-Length: %llu\r\n",
-	    (unsigned long long)m->content_length) < 0)
+	if (m->body == BODY_LENGTH &&
+	    put_num(out, "Content-Length: ", 16, m->content_length) < 0)
 		return -1;
 	if (put(out, "Via: ", 5) < 0 || put(out, c->w->via, c->w->via_len) < 0 ||
 	    put(out, "\r\n", 2) < 0)
@@ -177,7 +196,13 @@ proxy_head_response(struct conn *c, const char *rbuf, struct buf *out)
 	const struct http_msg *m = &r->rmsg;
 	bool client10 = r->msg.version_minor == 0;
 
-	if (buf_printf(out, "HTTP/1.1 %d ", m->status) < 0 ||
+	char sl[13] = "HTTP/1.1 000 ";
+
+	/* the parser guarantees three digits */
+	sl[9] = (char)('0' + m->status / 100 % 10);
+	sl[10] = (char)('0' + m->status / 10 % 10);
+	sl[11] = (char)('0' + m->status % 10);
+	if (put(out, sl, 13) < 0 ||
 	    put(out, rbuf + m->reason_off, m->reason_len) < 0 || put(out, "\r\n", 2) < 0)
 		return -1;
 	for (unsigned i = 0; i < m->nfields; i++) {
@@ -191,8 +216,7 @@ proxy_head_response(struct conn *c, const char *rbuf, struct buf *out)
 			return -1;
 	}
 	if (r->rs == RS_LENGTH || (m->body == BODY_LENGTH && r->rs == RS_DONE)) {
-		if (buf_printf(out, "Content-Length: %llu\r\n",
-		    (unsigned long long)m->content_length) < 0)
+		if (put_num(out, "Content-Length: ", 16, m->content_length) < 0)
 			return -1;
 	} else if (m->body == BODY_NONE && (m->flags & MF_HAS_CL) &&
 	    !(m->flags & MF_HAS_TE) && m->status >= 200) {
