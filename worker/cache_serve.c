@@ -1,12 +1,13 @@
 /*
  * cache_serve.c - the worker side of the shared cache (RFC 9111 for a
- * shared cache): lookup, the origin fill, and serving entries.
+ * shared cache): keys, lookup, what to store, invalidation, PURGE.
  *
  * What: conn.c calls in at fixed points: after routing (lookup), while
- * building the origin request (conditionals), at the origin's response
- * head (store or not), and for two states of its machine: C_CACHE (a
- * client served from an entry) and C_FILL (the origin's body goes into
- * an entry, and the client is served from that entry like any reader).
+ * building the origin request (conditionals), and at the origin's
+ * response head (store or not).  Moving the bytes of the two cache
+ * states of its machine, C_CACHE (a client served from an entry) and
+ * C_FILL (the origin's body goes into an entry, and the client is served
+ * from that entry like any reader), is cache_send.c's.
  *
  * Assumes: the entry format of shm/cache.c, [key][head][body], where the
  * head is what sluice generated from the origin's validated fields: the
@@ -50,25 +51,25 @@
 /* Field arrays hold every field a message may have (limits.header_fields
  * is at most 1000): a field past the array would be invisible to the
  * key and the rules (cache poisoning). */
-#define FIELDS_MAX	1024
+#define FIELDS_MAX	CACHE_SERVE_FIELDS_MAX
 #define FILL_BUF	65536
 
 /* Wall-clock seconds of this loop iteration (read once per iteration). */
-static int64_t
-now_s(const struct conn *c)
+int64_t
+cache_serve_now(const struct conn *c)
 {
 	return (int64_t)(ev_wall_ms(c->w->loop) / 1000);
 }
 
-static void
-stat_add(struct conn *c, enum shm_stat_id id, uint64_t n)
+void
+cache_serve_stat(struct conn *c, enum shm_stat_id id, uint64_t n)
 {
 	shm_stats_add(c->w->stats, id, n);
 }
 
 /* Decimal digits of v into dst (no NUL); returns the count. */
-static size_t
-fmt_u64(char *dst, uint64_t v)
+size_t
+cache_serve_fmt_u64(char *dst, uint64_t v)
 {
 	char tmp[20];
 	size_t n = 0;
@@ -82,14 +83,14 @@ fmt_u64(char *dst, uint64_t v)
 }
 
 /* Append "Name: <v>\r\n" (name includes ": "); the caller reserved room. */
-static void
-put_num_field(struct buf *b, const char *name, size_t nlen, uint64_t v)
+void
+cache_serve_num_field(struct buf *b, const char *name, size_t nlen, uint64_t v)
 {
 	char line[64];
 	size_t n = nlen;
 
 	memcpy(line, name, nlen);
-	n += fmt_u64(line + n, v);
+	n += cache_serve_fmt_u64(line + n, v);
 	line[n++] = '\r';
 	line[n++] = '\n';
 	buf_append(b, line, n);
@@ -115,8 +116,8 @@ fields_of(const char *base, const struct http_field *f, unsigned nf,
 }
 
 /* The stored head's fields (lines "Name: value" we wrote ourselves). */
-static size_t
-stored_fields(const char *h, size_t len, struct cache_field *out, size_t cap,
+size_t
+cache_serve_stored_fields(const char *h, size_t len, struct cache_field *out, size_t cap,
     int *status)
 {
 	const char *p = h, *end = h + len, *eol;
@@ -147,8 +148,8 @@ stored_fields(const char *h, size_t len, struct cache_field *out, size_t cap,
 	return n;
 }
 
-static const struct cache_field *
-field_find(const struct cache_field *f, size_t n, const char *name)
+const struct cache_field *
+cache_serve_field_find(const struct cache_field *f, size_t n, const char *name)
 {
 	size_t l = strlen(name);
 
@@ -176,7 +177,7 @@ key_build(struct conn *c)
 		path = r->hdr + r->msg.target_off;
 		plen = r->msg.target_len;
 	}
-	portlen = fmt_u64(port, (uint64_t)r->port);
+	portlen = cache_serve_fmt_u64(port, (uint64_t)r->port);
 	if ((k = cs->key = malloc(hlen + plen + portlen + 32)) == NULL)
 		return -1;
 	memcpy(k, "G http://", 9);
@@ -231,14 +232,14 @@ key_variant(struct conn *c, const char *marker, size_t mlen)
 
 /* ---- lookup --------------------------------------------------------------- */
 
-static void
-set_status(struct creq *cs, const char *s)
+void
+cache_serve_set_status(struct creq *cs, const char *s)
 {
 	snprintf(cs->status, sizeof(cs->status), "%s", s);
 }
 
-static void
-req_cache_fields(struct conn *c, struct cache_req *q)
+void
+cache_serve_req_fields(struct conn *c, struct cache_req *q)
 {
 	struct req *r = c->req;
 	struct cache_field f[FIELDS_MAX];
@@ -247,7 +248,6 @@ req_cache_fields(struct conn *c, struct cache_req *q)
 	cache_req_parse(q, f, nf);
 }
 
-static void serve_begin(struct conn *c, const char *code);
 
 bool
 cache_serve_lookup(struct conn *c)
@@ -263,14 +263,14 @@ cache_serve_lookup(struct conn *c)
 		return false;
 	if (!get && !head) {
 		if (r->msg.method != M_CONNECT && !(r->msg.flags & MF_UPGRADE_WS))
-			set_status(cs, "fwd=method");
+			cache_serve_set_status(cs, "fwd=method");
 		return false;
 	}
 	if (r->is_connect || (r->msg.flags & MF_UPGRADE_WS))
 		return false;
 	if (r->msg.body != BODY_NONE) {
 		/* A GET with a body is not cached (HOSTILE cache poisoning). */
-		set_status(cs, "fwd=request");
+		cache_serve_set_status(cs, "fwd=request");
 		cs->mode = CS_PASS;
 		return false;
 	}
@@ -278,9 +278,9 @@ cache_serve_lookup(struct conn *c)
 		cs->mode = CS_PASS;
 		return false;
 	}
-	req_cache_fields(c, &cs->q);
+	cache_serve_req_fields(c, &cs->q);
 	q = cs->q;
-	cs->req_time = now_s(c);
+	cs->req_time = cache_serve_now(c);
 	for (int hop = 0; hop < 3; hop++) {
 		struct cache_view v;
 		bool create = get && !(q.cc.flags & (CC_NO_STORE | CC_ONLY_IF_CACHED));
@@ -294,8 +294,8 @@ cache_serve_lookup(struct conn *c)
 				memset(&cs->read, 0, sizeof(cs->read));
 				cs->mode = CS_PASS;
 				cs->hfp = true;
-				set_status(cs, "fwd=uri-miss; detail=hit-for-pass");
-				stat_add(c, STAT_cache_misses, 1);
+				cache_serve_set_status(cs, "fwd=uri-miss; detail=hit-for-pass");
+				cache_serve_stat(c, STAT_cache_misses, 1);
 				return false;
 			}
 			memset(&cs->read, 0, sizeof(cs->read));
@@ -306,23 +306,23 @@ cache_serve_lookup(struct conn *c)
 			cs->fill = cs->read;
 			memset(&cs->read, 0, sizeof(cs->read));
 			cs->mode = CS_FILL;
-			set_status(cs, hop ? "fwd=vary-miss" : "fwd=uri-miss");
+			cache_serve_set_status(cs, hop ? "fwd=vary-miss" : "fwd=uri-miss");
 			cs->code = "TCP_MISS";
-			stat_add(c, STAT_cache_misses, 1);
+			cache_serve_stat(c, STAT_cache_misses, 1);
 			return false;
 		}
 		if (rv != CACHE_FOUND && (q.cc.flags & CC_ONLY_IF_CACHED)) {
 			/* RFC 9111 5.2.1.7: nothing stored, so 504. */
 			cs->mode = CS_PASS;
-			set_status(cs, "fwd=miss; detail=only-if-cached");
+			cache_serve_set_status(cs, "fwd=miss; detail=only-if-cached");
 			conn_error(c, 504, "The response is not in the cache (only-if-cached).");
 			return true;
 		}
 		if (rv != CACHE_FOUND) {
 			/* No entry and none made (HEAD, no-store, no room). */
 			cs->mode = CS_PASS;
-			set_status(cs, hop ? "fwd=vary-miss" : "fwd=uri-miss");
-			stat_add(c, STAT_cache_misses, 1);
+			cache_serve_set_status(cs, hop ? "fwd=vary-miss" : "fwd=uri-miss");
+			cache_serve_stat(c, STAT_cache_misses, 1);
 			return false;
 		}
 		cache_view(cache, &cs->read, &v);
@@ -336,7 +336,7 @@ cache_serve_lookup(struct conn *c)
 				cache_release(cache, &cs->read);
 				cs->key_len = cs->primary_len;
 				cs->mode = CS_PASS;
-				set_status(cs, "fwd=vary-miss");
+				cache_serve_set_status(cs, "fwd=vary-miss");
 				return false;
 			}
 			cache_release(cache, &cs->read);
@@ -346,9 +346,9 @@ cache_serve_lookup(struct conn *c)
 			/* Join the fill: stream it as it grows. */
 			cs->mode = CS_READ;
 			cs->collapsed = true;
-			set_status(cs, "fwd=uri-miss; collapsed");
-			stat_add(c, STAT_cache_collapsed, 1);
-			serve_begin(c, "TCP_CF_MISS");
+			cache_serve_set_status(cs, "fwd=uri-miss; collapsed");
+			cache_serve_stat(c, STAT_cache_collapsed, 1);
+			cache_send_begin(c, "TCP_CF_MISS");
 			return true;
 		}
 		switch (cache_usable(&v.meta, &q, cs->req_time)) {
@@ -358,29 +358,29 @@ cache_serve_lookup(struct conn *c)
 				int64_t ttl = v.meta.lifetime - cache_age(&v.meta, cs->req_time);
 
 				memcpy(cs->status, "hit; ttl=", 9);
-				cs->status[9 + fmt_u64(cs->status + 9,
+				cs->status[9 + cache_serve_fmt_u64(cs->status + 9,
 				    (uint64_t)(ttl > 0 ? ttl : 0))] = '\0';
 			}
-			stat_add(c, STAT_cache_hits, 1);
-			serve_begin(c, "TCP_HIT");
+			cache_serve_stat(c, STAT_cache_hits, 1);
+			cache_send_begin(c, "TCP_HIT");
 			return true;
 		case USE_STALE_SWR:
 			/* Serve it stale; one background request refreshes it. */
 			if (!c->bg && !head && cache_mark_revalidating(cache, &cs->read) &&
 			    conn_background(c) == 0) {
 				cs->mode = CS_READ;
-				set_status(cs, "hit; detail=stale-while-revalidate");
-				stat_add(c, STAT_cache_stale_served, 1);
-				serve_begin(c, "TCP_STALE_HIT");
+				cache_serve_set_status(cs, "hit; detail=stale-while-revalidate");
+				cache_serve_stat(c, STAT_cache_stale_served, 1);
+				cache_send_begin(c, "TCP_STALE_HIT");
 				return true;
 			}
 			if (!c->bg) {
 				/* Someone else refreshes it (or a HEAD, which
 				 * refreshes nothing): still serve it stale. */
 				cs->mode = CS_READ;
-				set_status(cs, "hit; detail=stale-while-revalidate");
-				stat_add(c, STAT_cache_stale_served, 1);
-				serve_begin(c, "TCP_STALE_HIT");
+				cache_serve_set_status(cs, "hit; detail=stale-while-revalidate");
+				cache_serve_stat(c, STAT_cache_stale_served, 1);
+				cache_send_begin(c, "TCP_STALE_HIT");
 				return true;
 			}
 			/* The background request itself revalidates. */
@@ -391,15 +391,15 @@ cache_serve_lookup(struct conn *c)
 				/* The client wants no fetch and the entry allows
 				 * being served stale. */
 				cs->mode = CS_READ;
-				set_status(cs, "hit; detail=stale");
-				stat_add(c, STAT_cache_stale_served, 1);
-				serve_begin(c, "TCP_STALE_HIT");
+				cache_serve_set_status(cs, "hit; detail=stale");
+				cache_serve_stat(c, STAT_cache_stale_served, 1);
+				cache_send_begin(c, "TCP_STALE_HIT");
 				return true;
 			}
 			if (q.cc.flags & CC_ONLY_IF_CACHED) {
 				cache_release(cache, &cs->read);
 				cs->mode = CS_PASS;
-				set_status(cs, "fwd=stale; detail=only-if-cached");
+				cache_serve_set_status(cs, "fwd=stale; detail=only-if-cached");
 				conn_error(c, 504, "The cached response is stale (only-if-cached).");
 				return true;
 			}
@@ -407,11 +407,11 @@ cache_serve_lookup(struct conn *c)
 				/* A HEAD cannot refresh the entry: forward it. */
 				cache_release(cache, &cs->read);
 				cs->mode = CS_PASS;
-				set_status(cs, "fwd=stale");
+				cache_serve_set_status(cs, "fwd=stale");
 				return false;
 			}
 			cs->mode = CS_REVAL;
-			set_status(cs, "fwd=stale");
+			cache_serve_set_status(cs, "fwd=stale");
 			return false;
 		}
 	}
@@ -450,12 +450,12 @@ cache_serve_cond_fields(struct conn *c, struct buf *out)
 	if ((h = malloc(v.hdr_len + 1)) == NULL)
 		return 0;
 	if (cache_copy(c->w->cache, &cs->read, v.key_len, h, v.hdr_len) == 0) {
-		n = stored_fields(h, v.hdr_len, f, 64, &st);
-		if ((etag = field_find(f, n, "etag")) != NULL &&
+		n = cache_serve_stored_fields(h, v.hdr_len, f, 64, &st);
+		if ((etag = cache_serve_field_find(f, n, "etag")) != NULL &&
 		    buf_printf(out, "If-None-Match: %.*s\r\n", (int)etag->vlen,
 		    etag->value) < 0)
 			rv = -1;
-		if ((lm = field_find(f, n, "last-modified")) != NULL &&
+		if ((lm = cache_serve_field_find(f, n, "last-modified")) != NULL &&
 		    buf_printf(out, "If-Modified-Since: %.*s\r\n", (int)lm->vlen,
 		    lm->value) < 0)
 			rv = -1;
@@ -544,7 +544,7 @@ fill_vary(struct conn *c, const struct cache_resp *rp)
 	if (n < 0 || (size_t)n >= sizeof(m) || key_variant(c, m, (size_t)n) < 0)
 		return -1;
 	memset(&meta, 0, sizeof(meta));
-	meta.response_time = meta.date = now_s(c);
+	meta.response_time = meta.date = cache_serve_now(c);
 	meta.lifetime = INT32_MAX;
 	meta.swr = meta.sie = -1;
 	meta.last_modified = -1;
@@ -607,7 +607,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	enum cache_nostore why;
 	struct buf hb;
 	size_t nf;
-	int64_t now = now_s(c);
+	int64_t now = cache_serve_now(c);
 
 	if (cs->hfp && m->status >= 200) {
 		/* Passed on a hit-for-pass marker: if this answer could be
@@ -620,7 +620,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		else {
 			snprintf(cs->status, sizeof(cs->status),
 			    "fwd=uri-miss; detail=%s", cache_nostore_name(why));
-			stat_add(c, STAT_cache_uncacheable, 1);
+			cache_serve_stat(c, STAT_cache_uncacheable, 1);
 		}
 		return false;
 	}
@@ -629,7 +629,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	memset(&hb, 0, sizeof(hb));
 	nf = fields_of(rbuf, r->rfields, m->nfields, f, FIELDS_MAX);
 	cache_resp_parse(&rp, m->status, f, nf);
-	req_cache_fields(c, &q);
+	cache_serve_req_fields(c, &q);
 
 	if (cs->mode == CS_REVAL && m->status == 304 && cs->read.idx != 0) {
 		struct cache_view v;
@@ -639,13 +639,13 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		meta = v.meta;
 		cache_meta_update(&meta, &rp, cs->req_time, now, HEURISTIC_MAX);
 		cache_freshen(cache, &cs->read, &meta);
-		stat_add(c, STAT_cache_revalidated, 1);
+		cache_serve_stat(c, STAT_cache_revalidated, 1);
 		cs->reval_304 = true;
 		buf_consume(&c->up->in, m->header_len);
 		conn_up_done(c, true);
-		set_status(cs, "fwd=stale; fwd-status=304");
+		cache_serve_set_status(cs, "fwd=stale; fwd-status=304");
 		cs->mode = CS_READ;
-		serve_begin(c, "TCP_REFRESH_UNMODIFIED");
+		cache_send_begin(c, "TCP_REFRESH_UNMODIFIED");
 		return true;
 	}
 	if (cs->mode == CS_REVAL && m->status >= 500 &&
@@ -655,7 +655,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	why = cache_storable(r->msg.method == M_GET, &q, &rp);
 	if (why == NOSTORE_OK && m->body == BODY_LENGTH &&
 	    m->content_length > c->w->conf->cache.max_object_size)
-		why = NOSTORE_NO_FRESHNESS, set_status(cs, "fwd=uri-miss; detail=too-large");
+		why = NOSTORE_NO_FRESHNESS, cache_serve_set_status(cs, "fwd=uri-miss; detail=too-large");
 	if (why != NOSTORE_OK) {
 		if (cs->status[0] == '\0' || strncmp(cs->status, "fwd=uri-miss; detail", 20) != 0)
 			snprintf(cs->status, sizeof(cs->status), "fwd=%s; detail=%s",
@@ -674,7 +674,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 			cache_invalidate(cache, cs->key, cs->key_len);
 		}
 		cs->mode = CS_PASS;
-		stat_add(c, STAT_cache_uncacheable, 1);
+		cache_serve_stat(c, STAT_cache_uncacheable, 1);
 		return false;
 	}
 	if (cs->mode == CS_REVAL) {
@@ -693,16 +693,16 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		fill_drop(c, CF_PASS);
 		cache_invalidate(cache, cs->key, cs->primary_len);
 		cs->mode = CS_PASS;
-		set_status(cs, "fwd=uri-miss; detail=vary");
-		stat_add(c, STAT_cache_uncacheable, 1);
+		cache_serve_set_status(cs, "fwd=uri-miss; detail=vary");
+		cache_serve_stat(c, STAT_cache_uncacheable, 1);
 		return false;
 	}
 	if (rp.vary != NULL && cs->key_len == cs->primary_len &&
 	    fill_vary(c, &rp) != 0) {
 		fill_drop(c, CF_PASS);
 		cs->mode = CS_PASS;
-		set_status(cs, "fwd=uri-miss; detail=vary");
-		stat_add(c, STAT_cache_uncacheable, 1);
+		cache_serve_set_status(cs, "fwd=uri-miss; detail=vary");
+		cache_serve_stat(c, STAT_cache_uncacheable, 1);
 		return false;
 	}
 
@@ -713,7 +713,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		buf_free(&hb);
 		fill_drop(c, CF_PASS);
 		cs->mode = CS_PASS;
-		stat_add(c, STAT_cache_uncacheable, 1);
+		cache_serve_stat(c, STAT_cache_uncacheable, 1);
 		return false;
 	}
 	cache_set_head(cache, &cs->fill, (uint32_t)buf_len(&hb), &meta,
@@ -740,7 +740,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	    "; stored" : "");
 	if (cs->code == NULL)
 		cs->code = "TCP_MISS";
-	serve_begin(c, cs->code);
+	cache_send_begin(c, cs->code);
 	c->state = C_FILL;
 	if (r->rs == RS_DONE)
 		cs->fill_done = false;	/* committed in the first fill step */
@@ -758,620 +758,16 @@ cache_serve_origin_error(struct conn *c, int status)
 	if (cs->mode != CS_REVAL || cs->read.idx == 0 || r->head_sent)
 		return false;
 	cache_view(c->w->cache, &cs->read, &v);
-	req_cache_fields(c, &q);
-	if (!cache_stale_if_error(&v.meta, &q, now_s(c)))
+	cache_serve_req_fields(c, &q);
+	if (!cache_stale_if_error(&v.meta, &q, cache_serve_now(c)))
 		return false;
 	snprintf(cs->status, sizeof(cs->status), "hit; detail=stale-if-error; fwd-status=%d",
 	    status);
-	stat_add(c, STAT_cache_stale_served, 1);
+	cache_serve_stat(c, STAT_cache_stale_served, 1);
 	cs->mode = CS_READ;
 	conn_up_done(c, false);
-	serve_begin(c, "TCP_REFRESH_FAIL_OLD");
+	cache_send_begin(c, "TCP_REFRESH_FAIL_OLD");
 	return true;
-}
-
-/* ---- serving an entry ------------------------------------------------------- */
-
-static void
-wait_add(struct conn *c)
-{
-	struct worker *w = c->w;
-
-	if (c->cw_on)
-		return;
-	c->cw_on = true;
-	c->cw_prev = NULL;
-	c->cw_next = w->cwait;
-	if (w->cwait)
-		w->cwait->cw_prev = c;
-	w->cwait = c;
-}
-
-void
-conn_cache_wait_remove(struct conn *c)
-{
-	struct worker *w = c->w;
-
-	if (!c->cw_on)
-		return;
-	if (c->cw_prev)
-		c->cw_prev->cw_next = c->cw_next;
-	else
-		w->cwait = c->cw_next;
-	if (c->cw_next)
-		c->cw_next->cw_prev = c->cw_prev;
-	c->cw_on = false;
-	c->cw_next = c->cw_prev = NULL;
-}
-
-void
-cache_serve_wake(struct worker *w)
-{
-	struct conn *c, *next;
-
-	cache_wake_drain(w->cache);
-	/* Detach the list first: a run may park the connection again. */
-	c = w->cwait;
-	w->cwait = NULL;
-	for (struct conn *p = c; p; p = p->cw_next)
-		p->cw_on = false;
-	for (; c; c = next) {
-		next = c->cw_next;
-		c->cw_next = c->cw_prev = NULL;
-		conn_kick_now(c);
-	}
-}
-
-static void
-serve_begin(struct conn *c, const char *code)
-{
-	struct creq *cs = &c->req->cs;
-
-	cs->code = code;
-	cs->head_queued = false;
-	cs->done = false;
-	c->state = c->state == C_FILL ? C_FILL : C_CACHE;
-	conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
-}
-
-/* The head for this client from the stored head: status line (200, 206,
- * 304, 416), fields, Age, framing, and ours.  A plain hit copies the
- * stored head as it is and parses nothing; conditionals and ranges need
- * the stored fields (ETag) and a status line of their own. */
-static int
-serve_head(struct conn *c, const struct cache_view *v)
-{
-	struct req *r = c->req;
-	struct creq *cs = &r->cs;
-	struct cache *cache = c->w->cache;
-	const struct cache_req *q = &cs->q;
-	const struct sluice_conf *cf = c->w->conf;
-	struct cache_field f[FIELDS_MAX];
-	const struct cache_field *etag = NULL;
-	char *h = NULL, sl[12];
-	size_t nf = 0;
-	int st;
-	uint64_t body = v->body_len, first = 0, last = 0;
-	bool complete = v->state == CE_COMPLETE;
-	bool need = q->inm != NULL || q->ims >= 0 || q->range != NULL;
-	int code = 0;			/* 0: the stored status */
-	bool client11 = r->msg.version_minor >= 1;
-	size_t hn = strlen(cf->visible_hostname);
-
-	/* "HTTP/1.1 200 " */
-	if (v->hdr_len < sizeof(sl) || cache_copy(cache, &cs->read, v->key_len,
-	    sl, sizeof(sl)) != 0)
-		return -1;
-	st = (sl[9] - '0') * 100 + (sl[10] - '0') * 10 + (sl[11] - '0');
-	if (need && st == 200) {
-		if ((h = malloc(v->hdr_len + 1)) == NULL ||
-		    cache_copy(cache, &cs->read, v->key_len, h, v->hdr_len) != 0) {
-			free(h);
-			return -1;
-		}
-		h[v->hdr_len] = '\0';
-		nf = stored_fields(h, v->hdr_len, f, FIELDS_MAX, &st);
-		etag = field_find(f, nf, "etag");
-		if ((q->inm != NULL || q->ims >= 0) && cache_not_modified(q,
-		    etag ? etag->value : NULL, etag ? etag->vlen : 0,
-		    v->meta.last_modified, v->meta.date)) {
-			code = 304;
-			stat_add(c, STAT_cache_not_modified, 1);
-			if (cs->code && strcmp(cs->code, "TCP_HIT") == 0)
-				cs->code = q->inm ? "TCP_INM_HIT" : "TCP_IMS_HIT";
-		} else if (complete && q->range != NULL && r->msg.method == M_GET) {
-			switch (cache_range(q, body, etag ? etag->value : NULL,
-			    etag ? etag->vlen : 0, v->meta.last_modified, &first, &last)) {
-			case RANGE_OK:
-				code = 206;
-				break;
-			case RANGE_UNSATISFIABLE:
-				code = 416;
-				break;
-			case RANGE_NONE:
-				break;
-			}
-		}
-	}
-	buf_compact(&c->out);
-	if (buf_reserve(&c->out, buf_len(&c->out) + v->hdr_len + 512 + 3 * hn +
-	    c->w->via_len + sizeof(cs->status)) < 0)
-		goto fail;
-	if (code == 0) {
-		/* The stored head as it is, straight from the segment. */
-		if (cache_copy(cache, &cs->read, v->key_len,
-		    c->out.data + c->out.wpos, v->hdr_len) != 0)
-			goto fail;
-		c->out.wpos += v->hdr_len;
-	} else {
-		if (buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", code,
-		    errpage_reason(code)) < 0)
-			goto fail;
-		for (size_t i = 0; i < nf; i++) {
-			/* 304: only the fields RFC 9110 15.4.5 names. */
-			if (code == 304 && !(
-			    (f[i].nlen == 13 && !strncasecmp(f[i].name, "cache-control", 13)) ||
-			    (f[i].nlen == 16 && !strncasecmp(f[i].name, "content-location", 16)) ||
-			    (f[i].nlen == 4 && !strncasecmp(f[i].name, "date", 4)) ||
-			    (f[i].nlen == 4 && !strncasecmp(f[i].name, "etag", 4)) ||
-			    (f[i].nlen == 7 && !strncasecmp(f[i].name, "expires", 7)) ||
-			    (f[i].nlen == 4 && !strncasecmp(f[i].name, "vary", 4)) ||
-			    (f[i].nlen == 13 && !strncasecmp(f[i].name, "last-modified", 13))))
-				continue;
-			if (buf_reserve(&c->out, buf_len(&c->out) + f[i].nlen +
-			    f[i].vlen + 512 + 3 * hn + c->w->via_len +
-			    sizeof(cs->status)) < 0)
-				goto fail;
-			buf_append(&c->out, f[i].name, f[i].nlen);
-			buf_append(&c->out, ": ", 2);
-			buf_append(&c->out, f[i].value, f[i].vlen);
-			buf_append(&c->out, "\r\n", 2);
-		}
-	}
-	free(h);
-	h = NULL;
-	r->status = code ? code : st;
-	/* A hit is answered in the second it was looked up in; a follower
-	 * or the filling client may be later. */
-	put_num_field(&c->out, "Age: ", 5, (uint64_t)cache_age(&v->meta,
-	    cs->collapsed || c->state == C_FILL ? now_s(c) : cs->req_time));
-	cs->off = v->key_len + v->hdr_len;
-	cs->chunked = false;
-	if (code == 304 || r->msg.method == M_HEAD || st == 204 || st == 304 ||
-	    code == 416) {
-		cs->body_none = true;
-		if (code == 416) {
-			buf_append(&c->out, "Content-Range: bytes */", 23);
-			put_num_field(&c->out, "", 0, body);
-			buf_append(&c->out, "Content-Length: 0\r\n", 19);
-		} else if (code != 304 && st != 204 && body != UINT64_MAX)
-			put_num_field(&c->out, "Content-Length: ", 16, body);
-	} else if (code == 206) {
-		char cr[96];
-		int n = snprintf(cr, sizeof(cr), "Content-Range: bytes %llu-%llu/%llu\r\n",
-		    (unsigned long long)first, (unsigned long long)last,
-		    (unsigned long long)body);
-
-		cs->off += first;
-		cs->end = v->key_len + v->hdr_len + last + 1;
-		buf_append(&c->out, cr, (size_t)n);
-		put_num_field(&c->out, "Content-Length: ", 16, last - first + 1);
-	} else if (body != UINT64_MAX) {
-		cs->end = v->key_len + v->hdr_len + body;
-		put_num_field(&c->out, "Content-Length: ", 16, body);
-	} else {
-		/* Still filling with no length: chunk it (1.0: until close). */
-		cs->end = UINT64_MAX;
-		if (client11) {
-			cs->chunked = true;
-			buf_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
-		} else
-			r->close_after = true;
-	}
-	if (c->w->stopping)
-		r->close_after = true;
-	if (r->close_after)
-		buf_append(&c->out, "Connection: close\r\n", 19);
-	else if (!client11)
-		buf_append(&c->out, "Connection: keep-alive\r\n", 24);
-	buf_append(&c->out, "Via: ", 5);
-	buf_append(&c->out, c->w->via, c->w->via_len);
-	buf_append(&c->out, "\r\nCache-Status: sluice; ", 24);
-	buf_append(&c->out, cs->status, strlen(cs->status));
-	if (strncmp(cs->status, "hit", 3) == 0)
-		buf_append(&c->out, "\r\nX-Cache: HIT from ", 20);
-	else
-		buf_append(&c->out, "\r\nX-Cache: MISS from ", 21);
-	buf_append(&c->out, cf->visible_hostname, hn);
-	if (buf_append(&c->out, "\r\n\r\n", 4) < 0)
-		goto fail;
-	r->head_sent = true;
-	cs->head_queued = true;
-	return 0;
-fail:
-	free(h);
-	return -1;
-}
-
-/* Restart a follower whose leader gave up before the head: it fetches
- * the URL itself, uncached. */
-static void
-serve_refetch(struct conn *c)
-{
-	struct creq *cs = &c->req->cs;
-
-	cache_release(c->w->cache, &cs->read);
-	cs->mode = CS_PASS;
-	cs->code = NULL;
-	set_status(cs, "fwd=uri-miss");
-	conn_start_upstream(c);
-}
-
-/* Body bytes for the client from cs->off: the entry up to its limit,
- * then (a broken fill) the decoded bytes waiting in cbuf. */
-static int
-body_iov(struct conn *c, const struct cache_view *v, struct iovec *iov,
-    int max, bool *from_cbuf)
-{
-	struct creq *cs = &c->req->cs;
-	uint64_t limit = cs->fill_broken ? cs->fill_len : v->len;
-	size_t want = (size_t)(cs->chunk_left < (1u << 20) ? cs->chunk_left : (1u << 20));
-
-	*from_cbuf = false;
-	if (cs->end != UINT64_MAX && limit > cs->end)
-		limit = cs->end;
-	if (cs->off < limit)
-		return cache_iov(c->w->cache, &cs->read, cs->off, want, iov, max);
-	if (cs->fill_broken && buf_len(&cs->cbuf) > 0) {
-		size_t k = buf_len(&cs->cbuf) < want ? buf_len(&cs->cbuf) : want;
-
-		if (cs->end != UINT64_MAX && k > cs->end - cs->off)
-			k = (size_t)(cs->end - cs->off);
-		if (k == 0)
-			return 0;
-		*from_cbuf = true;
-		iov[0].iov_base = (void *)buf_rptr(&cs->cbuf);
-		iov[0].iov_len = k;
-		return 1;
-	}
-	return 0;
-}
-
-/* Body bytes available to send now (for opening a chunk). */
-static uint64_t
-body_avail(struct conn *c, const struct cache_view *v)
-{
-	struct creq *cs = &c->req->cs;
-	uint64_t limit = cs->fill_broken ? cs->fill_len : v->len;
-
-	if (cs->end != UINT64_MAX && limit > cs->end)
-		limit = cs->end;
-	if (cs->off < limit)
-		return limit - cs->off;
-	if (!cs->fill_broken)
-		return 0;
-	if (cs->end != UINT64_MAX)
-		return cs->off < cs->end ? (buf_len(&cs->cbuf) < cs->end - cs->off ?
-		    buf_len(&cs->cbuf) : cs->end - cs->off) : 0;
-	return buf_len(&cs->cbuf);
-}
-
-/* Is every body byte the client should get already sent? */
-static bool
-body_complete(struct conn *c, const struct cache_view *v)
-{
-	struct creq *cs = &c->req->cs;
-
-	if (cs->body_none)
-		return true;
-	if (cs->end != UINT64_MAX)
-		return cs->off >= cs->end;
-	if (cs->fill_broken)
-		return cs->fill_done && !cs->truncated && buf_len(&cs->cbuf) == 0 &&
-		    cs->off >= cs->fill_len;
-	return v->state == CE_COMPLETE && !(v->flags & CF_ABORTED) &&
-	    cs->off >= v->len;
-}
-
-/* Write c->out and then body bytes (chunk-framed when asked) to the
- * client, in one sendmsg where possible.  *finished: all of it is out. */
-static bool
-serve_write(struct conn *c, const struct cache_view *v, bool *finished)
-{
-	struct req *r = c->req;
-	struct creq *cs = &r->cs;
-	bool progress = false;
-
-	*finished = false;
-	for (;;) {
-		struct iovec iov[SERVE_IOV + 1];
-		struct msghdr mh;
-		int n = 0, k;
-		size_t outlen, body = 0;
-		bool from_cbuf = false;
-		ssize_t w;
-
-		if (!cs->body_none && cs->chunk_left == 0) {
-			uint64_t a = body_avail(c, v);
-
-			if (a > 0) {
-				/* Open the next chunk (or just a run of bytes). */
-				if (cs->chunked) {
-					if (buf_reserve(&c->out, 64) < 0)
-						return progress;
-					buf_compact(&c->out);
-					buf_printf(&c->out, "%s%llx\r\n",
-					    cs->chunk_open ? "\r\n" : "",
-					    (unsigned long long)a);
-					cs->chunk_open = true;
-				}
-				cs->chunk_left = a;
-			} else if (body_complete(c, v) && cs->chunked && !cs->done) {
-				if (buf_reserve(&c->out, 16) < 0)
-					return progress;
-				buf_compact(&c->out);
-				buf_printf(&c->out, "%s0\r\n\r\n",
-				    cs->chunk_open ? "\r\n" : "");
-				cs->done = true;
-			}
-		}
-		outlen = buf_len(&c->out);
-		if (outlen > 0) {
-			iov[0].iov_base = (void *)buf_rptr(&c->out);
-			iov[0].iov_len = outlen;
-			n = 1;
-		}
-		if (cs->chunk_left > 0) {
-			k = body_iov(c, v, iov + n, SERVE_IOV, &from_cbuf);
-			for (int i = 0; i < k; i++)
-				body += iov[n + i].iov_len;
-			n += k;
-		}
-		if (n == 0)
-			break;
-		if (!c->wr_ready)
-			return progress;
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = iov;
-		mh.msg_iovlen = (size_t)n;
-		w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				c->wr_ready = false;
-				return progress;
-			}
-			conn_cache_client_gone(c);
-			return true;
-		}
-		progress = true;
-		c->bytes_out += (uint64_t)w;
-		stat_add(c, STAT_bytes_to_clients, (uint64_t)w);
-		if ((size_t)w <= outlen)
-			buf_consume(&c->out, (size_t)w);
-		else {
-			size_t b = (size_t)w - outlen;
-
-			buf_consume(&c->out, outlen);
-			cs->off += b;
-			cs->chunk_left -= b;
-			if (from_cbuf) {
-				buf_consume(&cs->cbuf, b);
-				cs->fill_len += b;
-			} else
-				stat_add(c, STAT_cache_bytes_out, b);
-		}
-		if ((size_t)w < outlen + body) {
-			c->wr_ready = false;
-			return progress;
-		}
-	}
-	*finished = buf_len(&c->out) == 0 && body_complete(c, v) &&
-	    (!cs->chunked || cs->done || cs->body_none);
-	return progress;
-}
-
-/* The origin side of C_FILL: read, decode, append; commit at the end. */
-static bool
-fill_step(struct conn *c)
-{
-	struct req *r = c->req;
-	struct creq *cs = &r->cs;
-	struct upstream *u = c->up;
-	struct cache *cache = c->w->cache;
-	bool progress = false;
-
-	if (cs->fill_done || u == NULL)
-		return false;
-	for (int rounds = 0; rounds < 16; rounds++) {
-		bool up_eof = false;
-		int up_err = 0;
-		ssize_t n = 0;
-
-		if (r->rs != RS_DONE && buf_room(&cs->cbuf) > 0) {
-			if (buf_room(&u->in) == 0)
-				buf_compact(&u->in);
-			n = conn_io_read(u->fd, &u->in, &u->rd_ready, u->hup);
-			if (n > 0) {
-				progress = true;
-				stat_add(c, STAT_bytes_from_origins, (uint64_t)n);
-			} else if (n == 0)
-				up_eof = true;
-			else if (n == -2) {
-				up_err = errno;
-				up_eof = true;
-			}
-		}
-		if (r->rs != RS_DONE) {
-			int mode = (int)r->rs;
-			uint64_t moved = 0;
-			int e = conn_io_move_body(&u->in, &cs->cbuf, &mode, &r->rs_left,
-			    &r->rs_ch, false, &progress, &moved);
-
-			if (e == 1 || (up_eof && r->rs == RS_CLOSE && up_err == 0 &&
-			    buf_len(&u->in) == 0))
-				r->rs = RS_DONE;
-			else if (e < 0 || (up_eof && buf_len(&u->in) == 0)) {
-				struct cache_view fv;
-
-				/* Cut or broken: never cached; the client gets
-				 * what arrived, then a close. */
-				log_info("client %s: origin %s %s; not cached", c->peer_str,
-				    r->authority, e < 0 ? "sent a bad chunked body" :
-				    "closed mid-body");
-				stat_add(c, STAT_cache_fill_aborted, 1);
-				if (!cs->fill_broken) {
-					cache_view(cache, &cs->fill, &fv);
-					cs->fill_len = fv.len;
-					cs->fill_broken = true;
-				}
-				cache_abort(cache, &cs->fill, CF_ABORTED);
-				cs->truncated = true;
-				cs->fill_done = true;
-				r->close_after = true;
-				conn_up_done(c, false);
-				return true;
-			}
-		}
-		if (!cs->fill_broken && buf_len(&cs->cbuf) > 0) {
-			int e = cache_append(cache, &cs->fill, buf_rptr(&cs->cbuf),
-			    buf_len(&cs->cbuf));
-
-			if (e == CACHE_ETOOBIG && !cs->oversize &&
-			    cache_oversize(cache, &cs->fill) == 1) {
-				/* Followers stream it: keep feeding them, store
-				 * nothing (the commit finds it out of the index). */
-				cs->oversize = true;
-				stat_add(c, STAT_cache_uncacheable, 1);
-				e = cache_append(cache, &cs->fill, buf_rptr(&cs->cbuf),
-				    buf_len(&cs->cbuf));
-			}
-			if (e == 0)
-				buf_consume(&cs->cbuf, buf_len(&cs->cbuf));
-			else {
-				struct cache_view fv;
-
-				/* Too large or no room: the rest streams through
-				 * cbuf; followers see an abandoned entry. */
-				cache_view(cache, &cs->fill, &fv);
-				cs->fill_len = fv.len;
-				cs->fill_broken = true;
-				cache_abort(cache, &cs->fill, CF_ABORTED);
-				stat_add(c, STAT_cache_fill_aborted, 1);
-				stat_add(c, STAT_cache_uncacheable, 1);
-			}
-		}
-		if (r->rs == RS_DONE) {
-			if (!cs->fill_broken && cache_commit(cache, &cs->fill) == 0 &&
-			    !cs->oversize)
-				stat_add(c, STAT_cache_stored, 1);
-			cs->fill_done = true;
-			conn_up_done(c, true);
-			return true;
-		}
-		if (n <= 0 && !up_eof)
-			break;
-		if (buf_room(&cs->cbuf) == 0)
-			break;
-	}
-	return progress;
-}
-
-bool
-cache_serve_step(struct conn *c)
-{
-	struct req *r = c->req;
-	struct creq *cs = &r->cs;
-	struct cache *cache = c->w->cache;
-	struct cache_view v;
-	bool progress = false, finished = false;
-
-	if (c->state == C_FILL)
-		progress = fill_step(c);
-	if (c->state != C_FILL && c->state != C_CACHE)
-		return true;
-	if (cs->client_gone) {
-		if (cs->fill_done) {
-			c->state = C_CLOSED;
-			return true;
-		}
-		if (cs->fill_broken && !cs->truncated) {
-			/* Nobody drains cbuf any more: give the origin up. */
-			cs->fill_done = true;
-			conn_up_done(c, false);
-			c->state = C_CLOSED;
-			return true;
-		}
-		if (progress)	/* the fill moves: others may stream it */
-			conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
-		return progress;
-	}
-	cache_view(cache, &cs->read, &v);
-	if (!cs->head_queued) {
-		if (c->state == C_CACHE &&
-		    (!(v.flags & CF_HEAD) || (v.flags & (CF_VARY | CF_ABORTED | CF_HFP)))) {
-			if (v.flags & (CF_ABORTED | CF_PASS | CF_DEAD | CF_HFP)) {
-				serve_refetch(c);
-				return true;
-			}
-			if (v.flags & CF_VARY) {
-				/* The fill we joined turned out to vary: look again
-				 * under our own variant key. */
-				cache_release(cache, &cs->read);
-				free(cs->key);
-				cs->key = NULL;
-				cs->collapsed = false;
-				if (!cache_serve_lookup(c))
-					conn_start_upstream(c);
-				return true;
-			}
-			if (!cache_wait(cache, &cs->read, v.len)) {
-				wait_add(c);
-				return progress;
-			}
-			return true;
-		}
-		if (serve_head(c, &v) < 0) {
-			if (c->state == C_CACHE) {
-				serve_refetch(c);
-				return true;
-			}
-			conn_error(c, 502, "The cached response head is too large.");
-			return true;
-		}
-		progress = true;
-	}
-	progress |= serve_write(c, &v, &finished);
-	if (c->state != C_FILL && c->state != C_CACHE)
-		return true;
-	if (finished) {
-		if (c->state == C_FILL && !cs->fill_done)
-			return progress;
-		conn_cache_finish(c);
-		return true;
-	}
-	if (buf_len(&c->out) == 0 && cs->chunk_left == 0) {
-		if (cs->truncated || (c->state == C_CACHE && (v.flags & CF_ABORTED))) {
-			/* The fill we stream was cut: so is our response. */
-			if (c->state == C_CACHE)
-				conn_req_end(c, END_ORIGIN_GONE, r->status, r->hdr, 0);
-			c->state = C_CLOSED;
-			return true;
-		}
-		if (c->state == C_CACHE && v.state == CE_FILLING &&
-		    !cache_wait(cache, &cs->read, v.len)) {
-			wait_add(c);
-			if (progress)
-				conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
-			return progress;
-		}
-		if (c->state == C_CACHE && v.state == CE_FILLING)
-			return true;	/* it moved meanwhile: look again */
-	}
-	if (progress)
-		conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
-	return progress;
 }
 
 /* ---- invalidation, PURGE, fields on forwarded responses -------------------- */
@@ -1414,7 +810,7 @@ cache_serve_invalidate(struct conn *c, const char *rbuf)
 	if (r->cs.key == NULL && key_build(c) < 0)
 		return;
 	if (cache_invalidate(cache, r->cs.key, r->cs.primary_len))
-		stat_add(c, STAT_cache_invalidated, 1);
+		cache_serve_stat(c, STAT_cache_invalidated, 1);
 	/* Location and Content-Location of the same origin (RFC 9111 4.4):
 	 * the absolute forms only, and only for this request's host:port. */
 	for (unsigned i = 0; i < rm->nfields; i++) {
@@ -1428,7 +824,7 @@ cache_serve_invalidate(struct conn *c, const char *rbuf)
 		    strcmp(u.host, r->url.host) != 0 || u.port != r->port)
 			continue;
 		if (invalidate_url(c, v, f->value_len))
-			stat_add(c, STAT_cache_invalidated, 1);
+			cache_serve_stat(c, STAT_cache_invalidated, 1);
 	}
 }
 
@@ -1455,7 +851,7 @@ cache_serve_purge(struct conn *c)
 	}
 	found = cache_invalidate(c->w->cache, r->cs.key, r->cs.primary_len);
 	if (found)
-		stat_add(c, STAT_cache_invalidated, 1);
+		cache_serve_stat(c, STAT_cache_invalidated, 1);
 	conn_answer(c, found ? 200 : 404, found ? "Purged." : "Not in the cache.");
 	return true;
 }

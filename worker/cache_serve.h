@@ -12,6 +12,7 @@
 
 #include "lib/buf.h"
 #include "shm/cache.h"
+#include "shm/shm_stats.h"
 
 struct conn;
 struct worker;
@@ -69,8 +70,8 @@ bool cache_serve_response(struct conn *c, const char *rbuf);
 /* conn_error(): the origin failed before a head; true when a stale
  * entry is served instead (stale-if-error). */
 bool cache_serve_origin_error(struct conn *c, int status);
-/* C_CACHE and C_FILL: move bytes; true on progress. */
-bool cache_serve_step(struct conn *c);
+/* cache_send.c, C_CACHE and C_FILL: move bytes; true on progress. */
+bool cache_send_step(struct conn *c);
 /* The response head to an unsafe method (rbuf: the origin's head):
  * when it is not an error, drop the URL's entries. */
 void cache_serve_invalidate(struct conn *c, const char *rbuf);
@@ -80,7 +81,29 @@ bool cache_serve_purge(struct conn *c);
 int cache_serve_status_fields(struct conn *c, struct buf *out);
 /* Release every reference of the request. */
 void cache_serve_free(struct conn *c);
-/* The worker's eventfd is readable: run the connections waiting on fills. */
-void cache_serve_wake(struct worker *w);
+/* cache_send.c: the worker's wakeup socket is readable: run the
+ * connections waiting on fills. */
+void cache_send_wake(struct worker *w);
+/* cache_send.c: start serving the entry in r->cs.read (state C_CACHE,
+ * or stay in C_FILL for the filling client); code is the log code. */
+void cache_send_begin(struct conn *c, const char *code);
+
+/* Field arrays hold every field a message may have (limits.header_fields
+ * is at most 1000): a field past the array would be invisible to the
+ * key and the rules (cache poisoning). */
+#define CACHE_SERVE_FIELDS_MAX	1024
+
+/* Shared by cache_serve.c and cache_send.c. */
+int64_t cache_serve_now(const struct conn *c);
+void cache_serve_stat(struct conn *c, enum shm_stat_id id, uint64_t n);
+size_t cache_serve_fmt_u64(char *dst, uint64_t v);
+void cache_serve_num_field(struct buf *b, const char *name, size_t nlen,
+    uint64_t v);
+size_t cache_serve_stored_fields(const char *h, size_t len,
+    struct cache_field *out, size_t cap, int *status);
+const struct cache_field *cache_serve_field_find(const struct cache_field *f,
+    size_t n, const char *name);
+void cache_serve_set_status(struct creq *cs, const char *s);
+void cache_serve_req_fields(struct conn *c, struct cache_req *q);
 
 #endif

@@ -1152,7 +1152,7 @@ conn_run(struct conn *c)
 			break;
 		case C_CACHE:
 		case C_FILL:
-			progress = cache_serve_step(c);
+			progress = cache_send_step(c);
 			break;
 		case C_FLUSH:
 			progress = step_flush(c);

@@ -71,7 +71,7 @@ on_cache_wake(struct ev_loop *loop, struct ev_io *io, uint32_t ev)
 
 	(void)loop;
 	(void)ev;
-	cache_serve_wake(&rt->w);
+	cache_send_wake(&rt->w);
 }
 
 static void
