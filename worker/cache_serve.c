@@ -593,6 +593,120 @@ vary_names_match(const struct creq *cs, const struct cache_resp *rp)
 	return q == qe;
 }
 
+/* Is the stored field name one the 304 replaces?  (Content-Length and
+ * framing never are: they describe the stored body.) */
+static bool
+in_304(const struct http_msg *m, const struct http_field *rf,
+    const char *rbuf, const char *name, size_t nlen)
+{
+	for (unsigned i = 0; i < m->nfields; i++) {
+		const struct http_field *f = &rf[i];
+
+		if ((f->flags & (HF_HOP | HF_NOMINATED)) || f->id == H_CONTENT_LENGTH ||
+		    f->id == H_TRANSFER_ENCODING || f->id == H_AGE)
+			continue;
+		if (f->name_len == nlen && strncasecmp(rbuf + f->name_off, name, nlen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A 304 for a stale entry: write a new entry whose head is the stored
+ * one with the 304's fields in place of their stored namesakes, and whose
+ * body is the stored body, and let it replace the old one.  The client
+ * is then served from the new entry.  Nonzero when that could not be
+ * done (no room, say): the caller freshens the metadata only.
+ */
+static int
+reval_rewrite(struct conn *c, const char *rbuf, const struct cache_view *v,
+    const struct cache_meta *meta)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache *cache = c->w->cache;
+	const struct http_msg *m = &r->rmsg;
+	struct cache_field f[FIELDS_MAX];
+	struct cache_ref nw;
+	struct buf hb;
+	char *h, *eol;
+	size_t nf;
+	int st;
+	uint64_t off, end;
+
+	if (v->state != CE_COMPLETE || (h = malloc(v->hdr_len + 1)) == NULL)
+		return -1;
+	memset(&hb, 0, sizeof(hb));
+	if (cache_copy(cache, &cs->read, v->key_len, h, v->hdr_len) != 0 ||
+	    buf_reserve(&hb, v->hdr_len + m->header_len + 64) < 0) {
+		free(h);
+		buf_free(&hb);
+		return -1;
+	}
+	nf = cache_serve_stored_fields(h, v->hdr_len, f, FIELDS_MAX, &st);
+	if ((eol = memmem(h, v->hdr_len, "\r\n", 2)) == NULL)
+		goto fail;
+	/* the stored status line, then the fields the 304 does not replace */
+	buf_append(&hb, h, (size_t)(eol - h) + 2);
+	for (size_t i = 0; i < nf; i++) {
+		if (in_304(m, r->rfields, rbuf, f[i].name, f[i].nlen))
+			continue;
+		buf_append(&hb, f[i].name, f[i].nlen);
+		buf_append(&hb, ": ", 2);
+		buf_append(&hb, f[i].value, f[i].vlen);
+		buf_append(&hb, "\r\n", 2);
+	}
+	for (unsigned i = 0; i < m->nfields; i++) {
+		const struct http_field *rf = &r->rfields[i];
+
+		if ((rf->flags & (HF_HOP | HF_NOMINATED)) || rf->id == H_CONTENT_LENGTH ||
+		    rf->id == H_TRANSFER_ENCODING || rf->id == H_AGE)
+			continue;
+		buf_append(&hb, rbuf + rf->name_off, rf->name_len);
+		buf_append(&hb, ": ", 2);
+		buf_append(&hb, rbuf + rf->value_off, rf->value_len);
+		if (buf_append(&hb, "\r\n", 2) < 0)
+			goto fail;
+	}
+	free(h);
+	h = NULL;
+	if (cache_create_detached(cache, cs->key, cs->key_len, &nw) != 0)
+		goto fail;
+	if (cache_append(cache, &nw, buf_rptr(&hb), buf_len(&hb)) != 0)
+		goto fail_entry;
+	cache_set_head(cache, &nw, (uint32_t)buf_len(&hb), meta, v->body_len, 0);
+	/* the body, block by block from the old entry into the new one */
+	for (off = v->key_len + v->hdr_len, end = v->len; off < end;) {
+		struct iovec iov[16];
+		int k = cache_iov(cache, &cs->read, off, 1u << 20, iov, 16);
+
+		if (k <= 0)
+			goto fail_entry;
+		for (int i = 0; i < k; i++) {
+			if (cache_append(cache, &nw, iov[i].iov_base, iov[i].iov_len) != 0)
+				goto fail_entry;
+			off += iov[i].iov_len;
+		}
+	}
+	if (cache_commit(cache, &nw) != 0)
+		goto fail_entry;
+	/* Serve the new entry; the writer pin keeps it for us. */
+	cache_release(cache, &cs->read);
+	cs->fill = nw;
+	cs->read = nw;
+	cs->read.writer = false;
+	cs->read.rec = UINT32_MAX;
+	buf_free(&hb);
+	return 0;
+fail_entry:
+	cache_abort(cache, &nw, CF_ABORTED);
+	cache_release(cache, &nw);
+fail:
+	free(h);
+	buf_free(&hb);
+	return -1;
+}
+
 bool
 cache_serve_response(struct conn *c, const char *rbuf)
 {
@@ -634,11 +748,13 @@ cache_serve_response(struct conn *c, const char *rbuf)
 	if (cs->mode == CS_REVAL && m->status == 304 && cs->read.idx != 0) {
 		struct cache_view v;
 
-		/* The origin confirmed the stored entry: freshen, serve it. */
+		/* The origin confirmed the stored entry: its head takes the
+		 * 304's fields (RFC 9111 3.2, 4.3.4), and it is served. */
 		cache_view(cache, &cs->read, &v);
 		meta = v.meta;
 		cache_meta_update(&meta, &rp, cs->req_time, now, HEURISTIC_MAX);
-		cache_freshen(cache, &cs->read, &meta);
+		if (reval_rewrite(c, rbuf, &v, &meta) != 0)
+			cache_freshen(cache, &cs->read, &meta);	/* fields kept */
 		cache_serve_stat(c, STAT_cache_revalidated, 1);
 		cs->reval_304 = true;
 		buf_consume(&c->up->in, m->header_len);

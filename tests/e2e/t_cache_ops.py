@@ -359,5 +359,33 @@ def _():
     sl.stop()
 
 
+@case("a 304 replaces the stored fields it carries (RFC 9111 4.3.4); the body stays; Content-Length is never taken from it")
+def _():
+    def h(req, n):
+        if req.header("If-None-Match") == '"r1"':
+            return response(304, b"", cl=False, headers=[
+                ("Cache-Control", "max-age=600"), ("ETag", '"r1"'),
+                ("X-Version", "two"), ("X-Added", "yes"), ("Content-Length", "3")])
+        return response(200, b"the stored body", headers=[
+            ("Cache-Control", "max-age=1"), ("ETag", '"r1"'),
+            ("X-Version", "one"), ("X-Kept", "kept")])
+    o = counting(h)
+    a = get(S["sl"].port, o.url("/merge"))
+    expect_eq(a.header("X-Version"), "one", "first X-Version")
+    time.sleep(1.2)
+    b = get(S["sl"].port, o.url("/merge"))
+    expect_eq(o.count(), 2, "origin requests (one revalidation)")
+    expect_eq(b.body, b"the stored body", "body after the 304", b)
+    expect_eq(b.header("X-Version"), "two", "X-Version replaced by the 304", b)
+    expect_eq(b.header("X-Added"), "yes", "field added by the 304", b)
+    expect_eq(b.header("X-Kept"), "kept", "field the 304 did not carry", b)
+    expect_eq(b.header("Cache-Control"), "max-age=600", "Cache-Control from the 304", b)
+    expect_eq(b.header_all("Content-Length"), ["15"], "Content-Length", b)
+    c = get(S["sl"].port, o.url("/merge"))
+    expect_eq(c.header("X-Cache", "").split()[0], "HIT", "fresh after the 304", c)
+    expect_eq((c.body, c.header("X-Version")), (b"the stored body", "two"), "the hit", c)
+    expect_eq(o.count(), 2, "origin requests")
+
+
 if __name__ == "__main__":
     main(setup=setup)
