@@ -305,7 +305,10 @@ block_add(struct cache *c, struct entry_sh *e)
 			return 0;
 		}
 		lock_give(&c->h->alloc);
-		if (evict_one(c) != 0)
+		/* An object past max_object_size is never stored: it may use
+		 * free blocks for its followers, never evict stored ones. */
+		if ((__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & EF_UNLIMITED) ||
+		    evict_one(c) != 0)
 			return CACHE_ENOSPC;
 	}
 	return CACHE_ENOSPC;
@@ -699,6 +702,7 @@ cache_get(struct cache *c, const char *key, size_t klen, bool create,
 			}
 			if ((r = ref_take_locked(c, s, idx, ref)) == 0) {
 				c->e[idx].hot = 1;
+				ref->inval_gen = s->inval_gen;
 				r = CACHE_FOUND;
 			}
 			lock_give(s);
@@ -840,6 +844,17 @@ cache_commit(struct cache *c, struct cache_ref *ref)
 		wake_waiters(c, e);
 		return CACHE_ENOENT;
 	}
+	if ((e->flags & EF_DETACHED) && ref->gen_check &&
+	    ref->inval_gen != s->inval_gen) {
+		/* The key was invalidated since the entry this one refreshes
+		 * was looked up: complete for its readers, never linked. */
+		e->flags = (e->flags & ~(uint32_t)EF_DETACHED) | CF_DEAD;
+		e->body_len = e->len - e->key_len - e->hdr_len;
+		__atomic_store_n(&e->state, E_COMPLETE, __ATOMIC_RELEASE);
+		lock_give(s);
+		wake_waiters(c, e);
+		return CACHE_ENOENT;
+	}
 	e->body_len = e->len - e->key_len - e->hdr_len;
 	if (e->flags & EF_DETACHED) {
 		/* A refresh: replace whatever the index holds for this key. */
@@ -923,6 +938,12 @@ cache_release(struct cache *c, struct cache_ref *ref)
 
 	if (c == NULL || ref->idx == 0)
 		return;
+	if (!ref->writer && ref->rec >= SLOT_RECS) {
+		/* Not a counted reference (a borrowed copy): nothing to drop,
+		 * and never an index outside the slot's table. */
+		ref->idx = 0;
+		return;
+	}
 	idx = ref->idx - 1;
 	e = &c->e[idx];
 	if (ref->writer && e->state == E_FILLING && !(e->flags & CF_ABORTED))
@@ -1050,6 +1071,7 @@ cache_invalidate(struct cache *c, const char *key, size_t klen)
 	s = stripe_of_bucket(c, bucket);
 	if (lock_take(c, s, false) != 0)
 		return 0;
+	s->inval_gen++;		/* refreshes looked up before now are not linked */
 	while ((idx = chain_find(c, bucket, h, key, klen)) != NONE && n < 16) {
 		entry_kill(c, s, idx);
 		n++;

@@ -112,6 +112,8 @@ struct cache_ref {
 	uint32_t cur_block;		/* read cursor: block holding cur_off */
 	uint64_t cur_base;		/* object offset of cur_block's first byte */
 	bool writer;
+	bool gen_check;			/* commit: not if inval_gen moved */
+	uint32_t inval_gen;		/* the stripe's at cache_get (found) */
 	uint32_t seen_flags;		/* CF_HEAD | CF_VARY at the last cache_wait */
 	int64_t hfp_from, hfp_until;	/* CACHE_HFP: the marker's life (wall s) */
 };

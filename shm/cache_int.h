@@ -48,7 +48,9 @@ enum { OP_NONE, OP_REF, OP_UNREF, OP_LINK, OP_UNLINK, OP_FREE };
 struct lock_sh {
 	pthread_mutex_t m;
 	uint32_t op, op_entry, op_slot, op_rec, op_refs;
+	uint32_t inval_gen;		/* stripes: bumped by cache_invalidate */
 } __attribute__((aligned(64)));
+_Static_assert(sizeof(struct lock_sh) == 64, "lock_sh layout");
 
 struct entry_sh {
 	uint64_t h[2];			/* XXH3-128 of the key */

@@ -411,13 +411,17 @@ admin_stop(struct admin *a)
 		close(a->fd);
 		a->fd = -1;
 	}
-	while (a->conns)
-		admin_conn_close(a->conns);
+	/* Connections already accepted are answered while the worker
+	 * drains (they are one request each); admin_free closes the rest. */
 }
 
 void
 admin_free(struct admin *a)
 {
+	if (a == NULL)
+		return;
 	admin_stop(a);
+	while (a->conns)
+		admin_conn_close(a->conns);
 	free(a);
 }

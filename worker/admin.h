@@ -26,10 +26,10 @@ struct cache;
  * gauges).  NULL with errno set on failure. */
 struct admin *admin_new(struct ev_loop *loop, int fd,
     const struct stats_sh *stats, const struct cache *cache);
-/* Stop accepting and close the listening fd; open admin connections
- * are closed too (a graceful stop does not wait for them). */
+/* Stop accepting and close the listening fd; connections already
+ * accepted are still answered while the worker drains. */
 void admin_stop(struct admin *a);
-/* admin_stop() and free; a may be NULL. */
+/* admin_stop(), close what is left, and free; a may be NULL. */
 void admin_free(struct admin *a);
 
 #endif

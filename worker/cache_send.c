@@ -269,7 +269,10 @@ serve_refetch(struct conn *c)
 {
 	struct creq *cs = &c->req->cs;
 
-	cache_release(c->w->cache, &cs->read);
+	/* rec UINT32_MAX: the reference is the fill's (released with it). */
+	if (cs->read.rec != UINT32_MAX)
+		cache_release(c->w->cache, &cs->read);
+	memset(&cs->read, 0, sizeof(cs->read));
 	cs->mode = CS_PASS;
 	cs->code = NULL;
 	cache_serve_set_status(cs, "fwd=uri-miss");

@@ -293,6 +293,12 @@ cache_serve_lookup(struct conn *c)
 			    cs->req_time < cs->read.hfp_until) || hop == 2) {
 				memset(&cs->read, 0, sizeof(cs->read));
 				cs->mode = CS_PASS;
+				if (q.cc.flags & CC_ONLY_IF_CACHED) {
+					/* RFC 9111 5.2.1.7: a marker stores nothing. */
+					cache_serve_set_status(cs, "fwd=miss; detail=only-if-cached");
+					conn_error(c, 504, "The response is not in the cache (only-if-cached).");
+					return true;
+				}
 				cs->hfp = true;
 				cache_serve_set_status(cs, "fwd=uri-miss; detail=hit-for-pass");
 				cache_serve_stat(c, STAT_cache_misses, 1);
@@ -672,6 +678,8 @@ reval_rewrite(struct conn *c, const char *rbuf, const struct cache_view *v,
 	h = NULL;
 	if (cache_create_detached(cache, cs->key, cs->key_len, &nw) != 0)
 		goto fail;
+	nw.inval_gen = cs->read.inval_gen;
+	nw.gen_check = true;
 	if (cache_append(cache, &nw, buf_rptr(&hb), buf_len(&hb)) != 0)
 		goto fail_entry;
 	cache_set_head(cache, &nw, (uint32_t)buf_len(&hb), meta, v->body_len, 0);
@@ -794,12 +802,17 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		return false;
 	}
 	if (cs->mode == CS_REVAL) {
-		/* A new object replaces the stale one when it is complete. */
+		/* A new object replaces the stale one when it is complete,
+		 * unless the key is invalidated meanwhile. */
+		uint32_t gen = cs->read.inval_gen;
+
 		cache_release(cache, &cs->read);
 		if (cache_create_detached(cache, cs->key, cs->key_len, &cs->fill) != 0) {
 			cs->mode = CS_PASS;
 			return false;
 		}
+		cs->fill.inval_gen = gen;
+		cs->fill.gen_check = true;
 		cs->code = "TCP_REFRESH_MODIFIED";
 	}
 	if (rp.vary != NULL && cs->key_len != cs->primary_len &&

@@ -782,6 +782,18 @@ def build(method, url, headers=(), version="HTTP/1.1", body=None, host=True):
     return out
 
 
+_faults = None
+
+
+def has_faults():
+    """Is this sluice a fault-injection build (SLUICE_FAULTS works)?"""
+    global _faults
+    if _faults is None:
+        out = subprocess.run([SLUICE, "-V"], capture_output=True, text=True).stdout
+        _faults = "fault-injection=yes" in out
+    return _faults
+
+
 def expect_error_page(r, statuses, close=True):
     """r is one of sluice's own error answers: status in statuses, a
     short text/html page, Connection: close and a closed connection."""

@@ -150,6 +150,8 @@ def _():
 
 @case("g2 failed append (SLUICE_FAULTS=cache_block:20): body byte-exact, nothing past CL, next keep-alive response intact")
 def _():
+    if not has_faults():
+        raise Skip("built without --enable-fault-injection")
     body = lines(30000)    # 240000 bytes
     o = new_origin(serve(lambda req, c: response(200, body, [("Cache-Control", "max-age=100")])))
     sl = Sluice(workers=1, start=False)
@@ -423,6 +425,124 @@ def _():
         r2 = c.read_response()
         expect_body(r2, b"after", what + ": the next response")
     nreq(o, 1, "origin requests for the 204")
+
+
+# ---- the second review ---------------------------------------------------------
+
+def admin_sluice(conf=None):
+    port = free_port()
+    c = {"admin": {"address": "127.0.0.1", "port": port}}
+    if conf:
+        c = merge(c, conf)
+    sl = Sluice(conf=c, workers=1)
+    sl.admin_port = port
+    return sl
+
+
+def gauges(sl):
+    import json
+    r = request(sl.admin_port, b"GET /stats HTTP/1.1\r\nHost: a\r\n\r\n", close_wait=3)
+    return json.loads(r.body.decode())["cache"]
+
+
+@case("r2-1 only-if-cached on a hit-for-pass URL: 504, the origin is not asked")
+def _():
+    o = new_origin(serve(lambda req, c: response(200, b"p", headers=[("Cache-Control", "private")])))
+    get(S["sl"].port, o.url("/oic"))
+    n0 = o.nreq
+    r = get(S["sl"].port, o.url("/oic"), headers=[("Cache-Control", "only-if-cached")])
+    expect_eq(r.status, 504, "status", r)
+    expect_eq(o.nreq, n0, "origin requests during the only-if-cached request")
+
+
+@case("r2-2 an oversize fill with a follower never evicts stored objects")
+def _():
+    sl = admin_sluice({"cache": {"size": "32M", "max_object_size": "256K"}})
+    small = new_origin(serve(lambda req, c: response(200, b"s" * 100000 + req.target.encode(),
+                                                        headers=[("Cache-Control", "max-age=600")])))
+    for i in range(60):
+        get(sl.port, small.url("/s%d" % i))
+    g0 = gauges(sl)
+    expect_eq(g0["objects"], 60, "stored small objects")
+    chunk = b"b" * 65536
+    total = 40 << 20
+
+    def big(conn):
+        req = conn.read_request()
+        if req is None:
+            return
+        conn.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(total // len(chunk)):
+                conn.sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            conn.sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+    o = new_origin(big)
+    res = []
+    ts = [threading.Thread(target=lambda: res.append(get(sl.port, o.url("/big"), timeout=60)))
+          for _ in range(2)]
+    for t in ts:
+        t.start()
+        time.sleep(0.05)
+    for t in ts:
+        t.join()
+    for r in res:
+        expect_eq(r.status, 200, "status", r)
+        expect(set(r.body) <= {ord("b")}, "body bytes")
+        expect(r.complete or r.eof, "neither complete nor visibly cut", r)
+    g = gauges(sl)
+    expect_eq(g["evictions"], 0, "evictions caused by an object that is never stored", g)
+    hits = sum(1 for i in range(60)
+               if "HIT" in get(sl.port, small.url("/s%d" % i)).header("X-Cache", ""))
+    expect_eq(hits, 60, "small objects still hits")
+    expect(poll(lambda: gauges(sl)["refs"] == 0, timeout=5), "refs did not return to 0")
+    sl.stop()
+
+
+@case("r2-3 a POST or PURGE during a refresh is not undone by the refresh")
+def _():
+    for mode in ("POST", "PURGE"):
+        st = {"ver": 1}
+
+        def handler(conn, st=st):
+            while True:
+                req = conn.read_request(timeout=30)
+                if req is None:
+                    return
+                if req.method == "POST":
+                    st["ver"] = 3
+                    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nupdated")
+                    continue
+                v = st["ver"]
+                b = b"version-%d" % v
+                if v == 1:
+                    conn.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=1\r\nContent-Length: %d\r\n\r\n"
+                              % len(b) + b)
+                    st["ver"] = 2
+                    continue
+                conn.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=100\r\nContent-Length: %d\r\n\r\n"
+                          % len(b))
+                time.sleep(1.0)       # the refresh's body is slow
+                conn.send(b)
+        o = new_origin(handler)
+        url = o.url("/doc-" + mode)
+        get(S["sl"].port, url)
+        time.sleep(1.3)
+        res = {}
+        t = threading.Thread(target=lambda: res.update(a=get(S["sl"].port, url, timeout=10)))
+        t.start()
+        time.sleep(0.4)
+        if mode == "POST":
+            r = get(S["sl"].port, url, method="POST", body=b"x")
+        else:
+            r = request(S["sl"].port, b"PURGE " + url.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            st["ver"] = 3
+        expect_eq(r.status, 200, mode + " status", r)
+        t.join()
+        expect_eq(res["a"].body, b"version-2", "the refreshing client's body")
+        r = get(S["sl"].port, url)
+        expect_eq(r.body, b"version-3", "GET after the " + mode, r)
 
 
 main(setup=setup)
