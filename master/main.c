@@ -41,6 +41,8 @@
 #include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <idn2.h>
+#include <xxhash.h>
 #ifdef HAVE_MEMCACHED
 #include <libmemcached/memcached.h>
 #endif
@@ -86,6 +88,9 @@ version(void)
 	printf("PCRE2: %s\n", pcre);
 	printf("OpenSSL: %s\n", OpenSSL_version(OPENSSL_VERSION));
 	printf("c-ares: %s\n", ares_version(NULL));
+	printf("xxHash: %u.%u.%u\n", XXH_versionNumber() / 10000,
+	    XXH_versionNumber() / 100 % 100, XXH_versionNumber() % 100);
+	printf("libidn2: %s\n", idn2_check_version(NULL));
 #ifdef HAVE_MEMCACHED
 	printf("libmemcached: %s\n", memcached_lib_version());
 #else

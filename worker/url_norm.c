@@ -1,0 +1,544 @@
+/*
+ * url_norm.c - canonical "host[:port]/path[?query]" for the URL filter.
+ *
+ * Every rule here closes a filter evasion: a pattern is written once,
+ * against this form, and must still match whatever spelling a client
+ * sends.  Host: lower case, one trailing dot dropped, IDN to punycode
+ * (libidn2, UTS #46 non-transitional, transitional as a fallback),
+ * IPv4 in every form inet_aton reads ("0x7f.1", "2130706433", octal)
+ * to a dotted quad, IPv6 to inet_ntop's form in brackets.  Path:
+ * percent-decode the unreserved characters only, upper-case every other
+ * escape, percent-encode raw bytes that have no business in a path
+ * (>= 0x80, '<', '|', ...), collapse '/' runs, remove dot segments
+ * (RFC 3986 5.2.4).  Query: the same byte rules, nothing else.
+ *
+ * Assumes: the caller (http_url) already split the authority and
+ * rejected userinfo and fragments; anything left is cut defensively
+ * (last '@' wins, '#' ends the path).
+ *
+ * Why this way: the path is written straight into out, segment by
+ * segment, so there is no scratch buffer to size and no malloc of our
+ * own (libidn2 allocates its result; we free it at once).  Decoding is
+ * done exactly once, so "%252e" stays "%252E" and is never turned into
+ * a dot; a server that decodes twice is not something a filter can
+ * follow safely.  Raw control bytes and spaces are errors, not
+ * encodings: the request parser refuses them, and a normalizer that
+ * quietly fixed them would let the filter see a different URL from the
+ * one forwarded.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <idn2.h>
+
+#include "worker/url_norm.h"
+
+static const char hexup[] = "0123456789ABCDEF";
+
+/* Bounded writer: always keeps room for the final NUL. */
+struct wbuf {
+	char *p;
+	size_t len;
+	size_t cap;
+	bool full;
+};
+
+static void
+w_putc(struct wbuf *w, char c)
+{
+	if (w->len + 1 >= w->cap) {
+		w->full = true;
+		return;
+	}
+	w->p[w->len++] = c;
+}
+
+static void
+w_puts(struct wbuf *w, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && !w->full; i++)
+		w_putc(w, s[i]);
+}
+
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+is_unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~';
+}
+
+/* RFC 3986 pchar minus pct-encoded; the query also allows '/' '?'. */
+static bool
+is_raw_ok(unsigned char c, bool query)
+{
+	if (is_unreserved(c))
+		return true;
+	if (strchr("!$&'()*+,;=:@", c) != NULL && c != '\0')
+		return true;
+	return query && (c == '/' || c == '?');
+}
+
+/* ---- host ----------------------------------------------------------- */
+
+static bool
+all_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+/* Does a label start with the ACE prefix (so libidn2 must check it)? */
+static bool
+has_ace_label(const char *s)
+{
+	const char *p = s;
+
+	for (;;) {
+		if (strncmp(p, "xn--", 4) == 0)
+			return true;
+		p = strchr(p, '.');
+		if (p == NULL)
+			return false;
+		p++;
+	}
+}
+
+/*
+ * Replace buf (NUL-terminated, room for cap bytes) by its ASCII form.
+ * UTS #46 maps case, full-width dots and digits, so the result still
+ * goes through the IPv4 and label checks below.
+ */
+static int
+host_idn(char *buf, size_t cap)
+{
+	char *ace = NULL;
+	size_t n;
+	int rc;
+
+	rc = idn2_to_ascii_8z(buf, &ace, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	if (rc != IDN2_OK)
+		rc = idn2_to_ascii_8z(buf, &ace,
+		    IDN2_NFC_INPUT | IDN2_TRANSITIONAL);
+	if (rc != IDN2_OK || ace == NULL) {
+		idn2_free(ace);
+		return URL_NORM_E_IDN;
+	}
+	n = strlen(ace);
+	if (n >= cap) {
+		idn2_free(ace);
+		return URL_NORM_E_TOOLONG;
+	}
+	memcpy(buf, ace, n + 1);
+	idn2_free(ace);
+	for (; *buf != '\0'; buf++)
+		if (*buf >= 'A' && *buf <= 'Z')
+			*buf = (char)(*buf - 'A' + 'a');
+	return URL_NORM_OK;
+}
+
+/*
+ * The WHATWG "ends in a number" test: a name whose last label is all
+ * digits or 0x-hex is meant as an IPv4 address and must parse as one.
+ * Otherwise "1.2.3.999" would be a name to us and an error (or worse, a
+ * resolver's guess) elsewhere.
+ */
+static bool
+ends_in_number(const char *s, size_t n)
+{
+	size_t i = n;
+	size_t start;
+
+	while (i > 0 && s[i - 1] != '.')
+		i--;
+	start = i;
+	if (start == n)
+		return false;
+	if (n - start >= 2 && s[start] == '0' && s[start + 1] == 'x') {
+		for (i = start + 2; i < n; i++)
+			if (hexval((unsigned char)s[i]) < 0)
+				return false;
+		return true;
+	}
+	for (i = start; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* Numeric IPv4 in any inet_aton form → dotted quad into w. */
+static int
+host_ipv4(const char *buf, struct wbuf *w)
+{
+	struct in_addr a;
+	char txt[INET_ADDRSTRLEN];
+	const char *s;
+
+	/*
+	 * glibc's inet_aton stops at the first space and accepts the rest as
+	 * junk; only digits, hex letters, 'x' and dots may reach it.
+	 */
+	for (s = buf; *s != '\0'; s++)
+		if (hexval((unsigned char)*s) < 0 && *s != 'x' && *s != '.')
+			return URL_NORM_E_HOST;
+	if (inet_aton(buf, &a) == 0)
+		return URL_NORM_E_HOST;
+	if (inet_ntop(AF_INET, &a, txt, sizeof(txt)) == NULL)
+		return URL_NORM_E_HOST;
+	w_puts(w, txt, strlen(txt));
+	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
+}
+
+static int
+host_ipv6(const char *s, struct wbuf *w)
+{
+	struct in6_addr a;
+	char txt[INET6_ADDRSTRLEN];
+
+	/* Zone ids ("%eth0") and anything else inet_pton refuses: error. */
+	if (inet_pton(AF_INET6, s, &a) != 1)
+		return URL_NORM_E_HOST;
+	if (inet_ntop(AF_INET6, &a, txt, sizeof(txt)) == NULL)
+		return URL_NORM_E_HOST;
+	w_putc(w, '[');
+	w_puts(w, txt, strlen(txt));
+	w_putc(w, ']');
+	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
+}
+
+/* Labels of 1..63 bytes from [a-z0-9-_], at most 255 bytes in all. */
+static int
+host_labels(const char *s, size_t n)
+{
+	size_t i, lab = 0;
+
+	if (n > URL_NORM_HOST_MAX)
+		return URL_NORM_E_TOOLONG;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (lab == 0)
+				return URL_NORM_E_HOST;
+			lab = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_'))
+			return URL_NORM_E_HOST;
+		if (++lab > 63)
+			return URL_NORM_E_HOST;
+	}
+	return lab == 0 ? URL_NORM_E_HOST : URL_NORM_OK;
+}
+
+static int
+host_write(const char *host, size_t hlen, struct wbuf *w)
+{
+	char buf[URL_NORM_HOST_IN_MAX + 1];
+	size_t i, n;
+	bool dot_done = false;
+	int rc;
+
+	if (host == NULL || hlen == 0)
+		return URL_NORM_E_HOST;
+	if (memchr(host, '\0', hlen) != NULL)
+		return URL_NORM_E_HOST;
+	/* Userinfo should never get here; if it does, the host follows it. */
+	for (i = hlen; i > 0; i--)
+		if (host[i - 1] == '@')
+			break;
+	host += i;
+	hlen -= i;
+	if (hlen == 0)
+		return URL_NORM_E_HOST;
+	if (hlen > URL_NORM_HOST_IN_MAX)
+		return URL_NORM_E_TOOLONG;
+	for (i = 0; i < hlen; i++) {
+		char c = host[i];
+
+		buf[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	buf[hlen] = '\0';
+	n = hlen;
+
+	/* IPv6, bracketed or bare (http_url stores it without brackets). */
+	if (buf[0] == '[') {
+		if (n < 3 || buf[n - 1] != ']')
+			return URL_NORM_E_HOST;
+		buf[n - 1] = '\0';
+		return host_ipv6(buf + 1, w);
+	}
+	if (strchr(buf, ':') != NULL)
+		return host_ipv6(buf, w);
+
+	/* One trailing dot: "example.com." is the same name. */
+	if (buf[n - 1] == '.') {
+		buf[--n] = '\0';
+		dot_done = true;
+		if (n == 0)
+			return URL_NORM_E_HOST;
+	}
+	if (!all_ascii(buf) || has_ace_label(buf)) {
+		rc = host_idn(buf, sizeof(buf));
+		if (rc != URL_NORM_OK)
+			return rc;
+		n = strlen(buf);
+		if (n == 0)
+			return URL_NORM_E_HOST;
+		/* A mapped full stop (U+3002...) may now be the trailing dot. */
+		if (!dot_done && buf[n - 1] == '.')
+			buf[--n] = '\0';
+	}
+	if (ends_in_number(buf, n))
+		return host_ipv4(buf, w);
+	rc = host_labels(buf, n);
+	if (rc != URL_NORM_OK)
+		return rc;
+	w_puts(w, buf, n);
+	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
+}
+
+/* ---- path ----------------------------------------------------------- */
+
+/*
+ * Normalize s[*i] (one byte, or one %XX escape) into w.  An escape must
+ * end before `end`, so it never spans a '/' or the '?'.
+ */
+static int
+path_byte(const char *s, size_t *i, size_t end, bool query, struct wbuf *w)
+{
+	unsigned char c = (unsigned char)s[*i];
+	int hi, lo;
+
+	if (c == '%') {
+		if (*i + 2 < end &&
+		    (hi = hexval((unsigned char)s[*i + 1])) >= 0 &&
+		    (lo = hexval((unsigned char)s[*i + 2])) >= 0) {
+			unsigned char v = (unsigned char)(hi << 4 | lo);
+
+			if (is_unreserved(v)) {
+				w_putc(w, (char)v);
+			} else {
+				w_putc(w, '%');
+				w_putc(w, hexup[hi]);
+				w_putc(w, hexup[lo]);
+			}
+			*i += 3;
+			return URL_NORM_OK;
+		}
+		/* Not an escape ("%G1", "%4"): kept literally, as given. */
+		w_putc(w, '%');
+		*i += 1;
+		return URL_NORM_OK;
+	}
+	if (c <= 0x20 || c == 0x7f)
+		return URL_NORM_E_PATH;
+	if (is_raw_ok(c, query)) {
+		w_putc(w, (char)c);
+	} else {
+		w_putc(w, '%');
+		w_putc(w, hexup[c >> 4]);
+		w_putc(w, hexup[c & 15]);
+	}
+	*i += 1;
+	return URL_NORM_OK;
+}
+
+/*
+ * Path part s[0..n): segment by segment into w, then dot segments
+ * resolved against what is already written.  Runs of '/' collapse
+ * first (empty segments are skipped), so "/a//../b" is "/b".
+ */
+static int
+path_write(const char *s, size_t n, struct wbuf *w)
+{
+	size_t base = w->len;
+	size_t i = 0, j, mark;
+	bool trailing = false;
+	int rc;
+
+	while (i <= n) {
+		bool last;
+
+		for (j = i; j < n && s[j] != '/'; j++)
+			;
+		last = (j == n);
+		if (j == i) {
+			/* Empty segment: a '/' run, or the path ends in '/'. */
+			trailing = last;
+			i = j + 1;
+			continue;
+		}
+		mark = w->len;
+		w_putc(w, '/');
+		while (i < j && !w->full) {
+			rc = path_byte(s, &i, j, false, w);
+			if (rc != URL_NORM_OK)
+				return rc;
+		}
+		if (w->full)
+			return URL_NORM_E_TOOLONG;
+		if (w->len - mark == 2 && w->p[mark + 1] == '.') {
+			w->len = mark;
+			trailing = last;
+		} else if (w->len - mark == 3 && w->p[mark + 1] == '.' &&
+		    w->p[mark + 2] == '.') {
+			/* Drop ".." and the segment before it, if any. */
+			w->len = mark;
+			while (w->len > base && w->p[w->len - 1] != '/')
+				w->len--;
+			if (w->len > base)
+				w->len--;
+			trailing = last;
+		} else {
+			trailing = false;
+		}
+		i = j + 1;
+	}
+	if (w->len == base || trailing)
+		w_putc(w, '/');
+	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
+}
+
+static int
+query_write(const char *s, size_t n, struct wbuf *w)
+{
+	size_t i = 0;
+	int rc;
+
+	w_putc(w, '?');
+	while (i < n && !w->full) {
+		rc = path_byte(s, &i, n, true, w);
+		if (rc != URL_NORM_OK)
+			return rc;
+	}
+	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
+}
+
+/* ---- API ------------------------------------------------------------ */
+
+static void
+w_init(struct wbuf *w, char *out, size_t outsz)
+{
+	w->p = out;
+	w->len = 0;
+	/* The length is returned as an int. */
+	w->cap = outsz > (size_t)INT_MAX ? (size_t)INT_MAX : outsz;
+	w->full = false;
+}
+
+int
+url_norm_host(const char *host, size_t hlen, char *out, size_t outsz)
+{
+	struct wbuf w;
+	int rc;
+
+	if (out == NULL || outsz == 0)
+		return URL_NORM_E_TOOLONG;
+	out[0] = '\0';
+	w_init(&w, out, outsz);
+	rc = host_write(host, hlen, &w);
+	if (rc != URL_NORM_OK) {
+		out[0] = '\0';
+		return rc;
+	}
+	out[w.len] = '\0';
+	return (int)w.len;
+}
+
+int
+url_norm(const char *host, size_t hlen, int port, const char *path,
+    size_t plen, char *out, size_t outsz)
+{
+	struct wbuf w;
+	const char *q;
+	size_t pathlen;
+	int rc;
+
+	if (out == NULL || outsz == 0)
+		return URL_NORM_E_TOOLONG;
+	out[0] = '\0';
+	if (port < 1 || port > 65535)
+		return URL_NORM_E_PORT;
+	if (path == NULL)
+		plen = 0;
+	/* Checked over the whole input, fragment included: never cut at a NUL. */
+	if (plen > 0 && memchr(path, '\0', plen) != NULL)
+		return URL_NORM_E_PATH;
+	w_init(&w, out, outsz);
+	rc = host_write(host, hlen, &w);
+	if (rc == URL_NORM_OK && port != 80) {
+		char pbuf[8];
+		int k = 0, v = port;
+
+		/* Digits backwards; port is 1..65535, so at most 5. */
+		do {
+			pbuf[k++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v > 0);
+		w_putc(&w, ':');
+		while (k > 0)
+			w_putc(&w, pbuf[--k]);
+		if (w.full)
+			rc = URL_NORM_E_TOOLONG;
+	}
+	if (rc == URL_NORM_OK) {
+		/* A fragment is not part of what is requested. */
+		q = plen > 0 ? memchr(path, '#', plen) : NULL;
+		if (q != NULL)
+			plen = (size_t)(q - path);
+		q = plen > 0 ? memchr(path, '?', plen) : NULL;
+		pathlen = q != NULL ? (size_t)(q - path) : plen;
+		rc = path_write(path, pathlen, &w);
+		if (rc == URL_NORM_OK && q != NULL)
+			rc = query_write(q + 1, plen - pathlen - 1, &w);
+	}
+	if (rc != URL_NORM_OK) {
+		out[0] = '\0';
+		return rc;
+	}
+	out[w.len] = '\0';
+	return (int)w.len;
+}
+
+const char *
+url_norm_strerror(int err)
+{
+	switch (err) {
+	case URL_NORM_OK:
+		return "ok";
+	case URL_NORM_E_HOST:
+		return "invalid host";
+	case URL_NORM_E_IDN:
+		return "host is not a valid internationalized name";
+	case URL_NORM_E_PORT:
+		return "port out of range";
+	case URL_NORM_E_PATH:
+		return "control, space or NUL byte in path";
+	case URL_NORM_E_TOOLONG:
+		return "URL too long";
+	}
+	return "unknown url_norm error";
+}
