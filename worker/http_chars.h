@@ -44,6 +44,19 @@ is_ows(unsigned char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Value of a hex digit, or -1. */
+static inline int
+http_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 static inline char
 lower(char c)
 {

@@ -38,18 +38,6 @@ http_chunked_init(struct http_chunked *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* One byte of a size line after the digits; returns the next state or
  * -1 for a syntax error. */
 static int
@@ -111,7 +99,7 @@ http_chunked_parse(struct http_chunked *c, const char *in, size_t n,
 		switch (c->state) {
 		case C_SIZE_START:
 		case C_SIZE:
-			if ((v = hexval(b)) >= 0) {
+			if ((v = http_hexval(b)) >= 0) {
 				/* 16 digits max, and the value must stay
 				 * below 2^63 (no wrap to a small size) */
 				if (++c->size_digits > 16 ||

@@ -36,6 +36,7 @@
 
 #include <idn2.h>
 
+#include "worker/http_chars.h"
 #include "worker/url_norm.h"
 
 static const char hexup[] = "0123456789ABCDEF";
@@ -65,18 +66,6 @@ w_puts(struct wbuf *w, const char *s, size_t n)
 
 	for (i = 0; i < n && !w->full; i++)
 		w_putc(w, s[i]);
-}
-
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static bool
@@ -177,7 +166,7 @@ ends_in_number(const char *s, size_t n)
 		return false;
 	if (n - start >= 2 && s[start] == '0' && s[start + 1] == 'x') {
 		for (i = start + 2; i < n; i++)
-			if (hexval((unsigned char)s[i]) < 0)
+			if (http_hexval((unsigned char)s[i]) < 0)
 				return false;
 		return true;
 	}
@@ -200,7 +189,7 @@ host_ipv4(const char *buf, struct wbuf *w)
 	 * junk; only digits, hex letters, 'x' and dots may reach it.
 	 */
 	for (s = buf; *s != '\0'; s++)
-		if (hexval((unsigned char)*s) < 0 && *s != 'x' && *s != '.')
+		if (http_hexval((unsigned char)*s) < 0 && *s != 'x' && *s != '.')
 			return URL_NORM_E_HOST;
 	if (inet_aton(buf, &a) == 0)
 		return URL_NORM_E_HOST;
@@ -334,8 +323,8 @@ path_byte(const char *s, size_t *i, size_t end, bool query, struct wbuf *w)
 
 	if (c == '%') {
 		if (*i + 2 < end &&
-		    (hi = hexval((unsigned char)s[*i + 1])) >= 0 &&
-		    (lo = hexval((unsigned char)s[*i + 2])) >= 0) {
+		    (hi = http_hexval((unsigned char)s[*i + 1])) >= 0 &&
+		    (lo = http_hexval((unsigned char)s[*i + 2])) >= 0) {
 			unsigned char v = (unsigned char)(hi << 4 | lo);
 
 			if (is_unreserved(v)) {
