@@ -782,6 +782,38 @@ def build(method, url, headers=(), version="HTTP/1.1", body=None, host=True):
     return out
 
 
+def admin_sluice(conf=None, **kw):
+    """A Sluice with an admin listener on a free loopback port
+    (sl.admin_port), for /stats."""
+    port = free_port()
+    sl = Sluice(conf=merge({"admin": {"address": "127.0.0.1", "port": port}}, conf or {}),
+                **kw)
+    sl.admin_port = port
+    return sl
+
+
+def admin_stats(sl, timeout=10):
+    """The parsed /stats document of sl's admin listener."""
+    import json
+    r = request(sl.admin_port, b"GET /stats HTTP/1.1\r\nHost: a\r\n\r\n",
+                timeout=timeout, close_wait=3)
+    expect_eq(r.status, 200, "admin /stats status", r)
+    return json.loads(r.body.decode("ascii"))
+
+
+def proc_age(pid):
+    """Seconds since pid started (0 if unknown)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+        start = int(st[st.rindex(")") + 2:].split()[19])
+        with open("/proc/uptime") as f:
+            up = float(f.read().split()[0])
+        return up - start / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 _faults = None
 
 

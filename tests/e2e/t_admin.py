@@ -28,13 +28,6 @@ from origin import *
 S = {}
 
 
-def admin_sluice(**kw):
-    port = free_port()
-    sl = Sluice(conf={"admin": {"address": "127.0.0.1", "port": port}}, **kw)
-    sl.admin_port = port
-    return sl
-
-
 def setup():
     S["o"] = Origin()
     S["sl"] = admin_sluice()

@@ -21,7 +21,6 @@ that only looks at status codes (a stale body, a leaked private answer,
 a forwarded Range), so every case compares bytes on both sides and
 counter deltas, each case reading as data: requests and expectations.
 """
-import json
 import os
 import random
 import socket
@@ -39,22 +38,11 @@ def setup():
     S["sl"] = admin_sluice(dns_port=S["dns"].port)
 
 
-def admin_sluice(conf=None, **kw):
-    """A Sluice with an admin listener (for /stats)."""
-    port = free_port()
-    sl = Sluice(conf=merge({"admin": {"address": "127.0.0.1", "port": port}}, conf or {}), **kw)
-    sl.admin_port = port
-    return sl
-
-
 # ---------------------------------------------------------------------------
 # helpers: stats, requests, origins
 
 def stats(sl=None):
-    sl = sl or S["sl"]
-    r = request(sl.admin_port, b"GET /stats HTTP/1.1\r\nHost: a\r\n\r\n", close_wait=3)
-    expect_eq(r.status, 200, "admin /stats status", r)
-    return json.loads(r.body.decode("ascii"))
+    return admin_stats(sl or S["sl"])
 
 
 class Counters:

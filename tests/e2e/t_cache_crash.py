@@ -109,10 +109,7 @@ def origin_count(o, path):
 # sluice with an admin listener; /stats gauges
 
 def cache_sluice(conf=None, env=None, start=True, workers=2):
-    ap = free_port()
-    c = merge({"admin": {"address": "127.0.0.1", "port": ap}}, conf or {})
-    sl = Sluice(conf=c, workers=workers, start=False)
-    sl.admin_port = ap
+    sl = admin_sluice(conf, workers=workers, start=False)
     if env:
         sl.env = dict(os.environ, **env)
     if start:
@@ -274,19 +271,6 @@ def tally(res):
 
 def pick_of(cls, res, n=5):
     return [r for r in res if r[2] == cls][:n]
-
-
-def proc_age(pid):
-    """Seconds since pid started (0 if unknown)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-        start = int(st[st.rindex(")") + 2:].split()[19])
-        with open("/proc/uptime") as f:
-            up = float(f.read().split()[0])
-        return up - start / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def run_user():

@@ -429,20 +429,8 @@ def _():
 
 # ---- the second review ---------------------------------------------------------
 
-def admin_sluice(conf=None):
-    port = free_port()
-    c = {"admin": {"address": "127.0.0.1", "port": port}}
-    if conf:
-        c = merge(c, conf)
-    sl = Sluice(conf=c, workers=1)
-    sl.admin_port = port
-    return sl
-
-
 def gauges(sl):
-    import json
-    r = request(sl.admin_port, b"GET /stats HTTP/1.1\r\nHost: a\r\n\r\n", close_wait=3)
-    return json.loads(r.body.decode())["cache"]
+    return admin_stats(sl)["cache"]
 
 
 @case("r2-1 only-if-cached on a hit-for-pass URL: 504, the origin is not asked")
@@ -457,7 +445,7 @@ def _():
 
 @case("r2-2 an oversize fill with a follower never evicts stored objects")
 def _():
-    sl = admin_sluice({"cache": {"size": "32M", "max_object_size": "256K"}})
+    sl = admin_sluice({"cache": {"size": "32M", "max_object_size": "256K"}}, workers=1)
     small = new_origin(serve(lambda req, c: response(200, b"s" * 100000 + req.target.encode(),
                                                         headers=[("Cache-Control", "max-age=600")])))
     for i in range(60):

@@ -34,19 +34,6 @@ def proc_state(pid):
         return None
 
 
-def age(pid):
-    """Seconds since pid started (0 if unknown)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-        start = int(st[st.rindex(")") + 2:].split()[19])
-        with open("/proc/uptime") as f:
-            up = float(f.read().split()[0])
-        return up - start / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 def served_by_each(sl, origin, pids, path="/each"):
     """For every pid in pids: stop the others, GET through the proxy,
     expect a 200.  Returns a list of failures (empty: all served)."""
@@ -144,7 +131,7 @@ def crash_loop():
     current = sl.worker_pids()
     victim = current[0]
     # the first victim must look healthy (ran >= 1 s) to the backoff
-    expect(poll(lambda: age(victim) >= 1.2, 5), "worker age never reached 1.2 s")
+    expect(poll(lambda: proc_age(victim) >= 1.2, 5), "worker age never reached 1.2 s")
     kills = [victim]
     appeared = []                        # (pid, seconds from the kill)
     os.kill(victim, signal.SIGKILL)
