@@ -43,7 +43,7 @@ enum { E_FREE = 0, E_FILLING = CE_FILLING, E_COMPLETE = CE_COMPLETE };
 /* Entry flags beyond the public CF_* ones. */
 enum { EF_LINKED = 1u << 8, EF_DETACHED = 1u << 9, EF_UNLIMITED = 1u << 10 };
 
-enum { OP_NONE, OP_REF, OP_UNREF, OP_LINK, OP_UNLINK, OP_FREE };
+enum { OP_NONE, OP_REF, OP_UNREF, OP_LINK, OP_UNLINK };
 
 struct lock_sh {
 	pthread_mutex_t m;

@@ -764,7 +764,6 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		if (reval_rewrite(c, rbuf, &v, &meta) != 0)
 			cache_freshen(cache, &cs->read, &meta);	/* fields kept */
 		cache_serve_stat(c, STAT_cache_revalidated, 1);
-		cs->reval_304 = true;
 		buf_consume(&c->up->in, m->header_len);
 		conn_up_done(c, true);
 		cache_serve_set_status(cs, "fwd=stale; fwd-status=304");

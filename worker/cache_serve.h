@@ -47,7 +47,6 @@ struct creq {
 	bool client_gone;		/* the leader's client left: only fill */
 	bool collapsed;			/* joined another request's fetch */
 	bool done;			/* everything for the client is queued */
-	bool reval_304;			/* revalidation answered 304 */
 	struct buf cbuf;		/* decoded origin body on its way in */
 	struct cache_req q;		/* the request's cache fields (at lookup) */
 	const char *code;		/* access log code ("TCP_HIT", ...) */
