@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "worker/http_parse.h"
-#include "worker/http_chars.h"
+#include "lib/http_chars.h"
 
 #define CHUNK_EXT_MAX	4096		/* extension bytes per size line */
 #define TRAILER_MAX	(16 * 1024)	/* trailer section bytes */

@@ -41,7 +41,7 @@
 #include <strings.h>
 
 #include "worker/http_parse.h"
-#include "worker/http_chars.h"
+#include "lib/http_chars.h"
 #include "worker/http_url.h"
 
 #define METHOD_MAX	32

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "worker/http_url.h"
+#include "lib/url_norm.h"
 
 /* RFC 3986 unreserved, the only bytes allowed in a reg-name host. */
 static bool
@@ -67,17 +68,21 @@ url_parse_port(const char *s, size_t n, int *port)
 }
 
 /*
- * A reg-name must be a DNS name or a plain dotted-quad: no empty label
- * ("a..b", ".a", "."), and a name whose last label is numeric ("127.1",
- * "0x7f.1", "0177.0.0.1") must be exactly what inet_pton accepts.  Such
- * spellings are read differently by different parsers (the resolver
- * turns "0177.0.0.1" into 177.0.0.1, inet_aton into 127.0.0.1).
+ * A reg-name must be a DNS name or an IPv4 address: no empty label
+ * ("a..b", ".a", ".").  A name whose last label is numeric or hex
+ * ("127.1", "0x7f.1", "0177.0.0.1", "2130706433") is an IPv4 address in
+ * one of the inet_aton spellings; parsers read those differently (the
+ * resolver takes "0177.0.0.1" as 177.0.0.1, inet_aton as 127.0.0.1), so
+ * it is accepted only when url_norm can turn it into one dotted quad,
+ * and proxy_route then replaces it by that quad before the filter, the
+ * cache key and the connect see it.  Anything else numeric ("1.2.3.4.5",
+ * "256.1.1.1", "a.0x1") is refused.
  */
 static bool
 url_reg_name_ok(const char *h, size_t n)
 {
-	struct in_addr a4;
-	size_t i, last;
+	char canon[URL_NORM_HOST_MAX + 1];
+	size_t i, last, full = n;
 	bool numeric = true;
 
 	if (n > 0 && h[n - 1] == '.')
@@ -89,14 +94,16 @@ url_reg_name_ok(const char *h, size_t n)
 			return false;
 	for (last = n; last > 0 && h[last - 1] != '.'; last--)
 		;
-	if (n - last >= 2 && h[last] == '0' && (h[last + 1] == 'x'))
-		return false;	/* hex label: never a DNS name we route */
-	for (i = last; i < n; i++)
-		if (h[i] < '0' || h[i] > '9')
-			numeric = false;
+	if (n - last >= 2 && h[last] == '0' && (h[last + 1] == 'x' || h[last + 1] == 'X'))
+		numeric = true;	/* hex label */
+	else
+		for (i = last; i < n; i++)
+			if (h[i] < '0' || h[i] > '9')
+				numeric = false;
 	if (!numeric)
 		return true;
-	return h[n] == '\0' && inet_pton(AF_INET, h, &a4) == 1;
+	return url_norm_host(h, full, canon, sizeof(canon)) > 0 &&
+	    strspn(canon, "0123456789.") == strlen(canon);
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "worker/conn_int.h"
+#include "lib/url_norm.h"
 
 static bool
 method_needs_length(enum http_method m)
@@ -113,6 +114,42 @@ static void route_hostport(char *dst, const char *host, bool brackets,
     int port, bool with_port);
 
 /* Check a parsed request and fill in where it goes; see conn_int.h. */
+/*
+ * One spelling per host from here on: the filter, the cache key, the
+ * pool key, the Host sent and the name resolved all use the canonical
+ * host (url_norm.h: lower case, no trailing dot, IPv4 in any inet_aton
+ * form as a dotted quad, IPv6 compressed), so no spelling can reach an
+ * origin the filter did not see (HOSTILE: URL-filter integrity).
+ */
+static int
+route_canon_host(struct req *r, const char **detail)
+{
+	char h[URL_NORM_HOST_MAX + 3];
+	size_t hl = strlen(r->url.host);
+	int n;
+
+	n = url_norm_host(r->url.host, hl, h, sizeof(h));
+	if (n < 0) {
+		*detail = n == URL_NORM_E_IDN ? "The host name is not a valid "
+		    "internationalized domain name." : "The host name is not valid.";
+		return 400;
+	}
+	if (r->url.host_is_ipv6 && n >= 2 && h[0] == '[') {
+		/* http_url keeps IPv6 without brackets. */
+		memmove(h, h + 1, (size_t)n - 2);
+		n -= 2;
+		h[n] = '\0';
+	}
+	if ((size_t)n != hl || memcmp(h, r->url.host, hl) != 0) {
+		if ((size_t)n >= sizeof(r->url.host)) {
+			*detail = "The host name is too long.";
+			return 400;
+		}
+		memcpy(r->url.host, h, (size_t)n + 1);
+	}
+	return 0;
+}
+
 int
 proxy_route(struct conn *c, const char **detail)
 {
@@ -128,6 +165,8 @@ proxy_route(struct conn *c, const char **detail)
 	}
 	r->is_connect = m->method == M_CONNECT;
 	if ((status = route_target(c, detail)) != 0)
+		return status;
+	if ((status = route_canon_host(r, detail)) != 0)
 		return status;
 	if (m->method == M_TRACE) {
 		*detail = "TRACE is not allowed through this proxy.";

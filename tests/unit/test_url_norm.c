@@ -1,5 +1,5 @@
 /*
- * test_url_norm.c - unit tests for worker/url_norm.c.
+ * test_url_norm.c - unit tests for lib/url_norm.c.
  *
  * One table of named cases, each one a spelling a client could use to
  * slip past a URL filter: every case becomes its own cmocka test (and
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "worker/url_norm.h"
+#include "lib/url_norm.h"
 
 /* Lengths of 0 mean strlen(); an explicit length lets a NUL through. */
 struct norm_case {

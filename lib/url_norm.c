@@ -36,8 +36,8 @@
 
 #include <idn2.h>
 
-#include "worker/http_chars.h"
-#include "worker/url_norm.h"
+#include "lib/http_chars.h"
+#include "lib/url_norm.h"
 
 static const char hexup[] = "0123456789ABCDEF";
 
