@@ -21,6 +21,7 @@ enum listen_mode { LISTEN_FORWARD = 0, LISTEN_REVERSE = 1 };
 enum log_format { LOGFMT_SQUID = 0, LOGFMT_COMBINED = 1 };
 enum xff_mode { XFF_ADD = 0, XFF_TRANSPARENT = 1, XFF_DELETE = 2 };
 enum mc_mode { MC_SPILL = 0, MC_SHARED = 1 };
+enum sni_peek { SNI_PEEK_AUTO = 0, SNI_PEEK_ALWAYS = 1, SNI_PEEK_OFF = 2 };
 
 struct conf_listen {
 	char *address;			/* "0.0.0.0", "::", "127.0.0.1" */
@@ -48,6 +49,7 @@ struct conf_acl {
 };
 
 struct conf_rule {
+	char *name;			/* optional; logs and sluice -T name it */
 	bool allow;			/* action = "allow" | "deny" */
 	char **when; size_t nwhen;	/* ACL names, "all", "category:NAME" */
 	int line;
@@ -105,6 +107,10 @@ struct sluice_conf {
 
 	struct {
 		char *lists, *block_page;
+		int regex_match_limit, regex_depth_limit;
+		bool regex_limit_allow;	/* regex_limit_action = "ignore" */
+		enum sni_peek sni_peek;
+		bool sni_default_allow;	/* sni_default = "allow" */
 		struct conf_acl *acls; size_t nacls;
 		struct conf_rule *rules; size_t nrules;
 	} filter;

@@ -250,6 +250,8 @@ static const char *const e_xff[] = { "add", "transparent", "delete", NULL };
 static const char *const e_mode[] = { "forward", "reverse", NULL };
 static const char *const e_mc[] = { "spill", "shared", NULL };
 static const char *const e_action[] = { "deny", "allow", NULL };	/* bool */
+static const char *const e_rxlimit[] = { "deny", "ignore", NULL };	/* bool */
+static const char *const e_peek[] = { "auto", "always", "off", NULL };
 
 static const struct conf_directive listen_fields[] = {
 	{ .name = "listen.address", .type = CONF_T_ADDR,
@@ -299,6 +301,9 @@ static const struct conf_directive acl_fields[] = {
 };
 
 static const struct conf_directive rule_fields[] = {
+	{ .name = "filter.rules.name", .type = CONF_T_STRING,
+	  FLD(struct conf_rule, name), .flags = R,
+	  .doc = "name of the rule in logs and sluice -T; default \"rule#N\"" },
 	{ .name = "filter.rules.action", .type = CONF_T_ENUM,
 	  FLD(struct conf_rule, allow), .enums = e_action, .flags = R | REQ,
 	  .doc = "\"allow\" or \"deny\" the request when the rule matches" },
@@ -448,6 +453,28 @@ const struct conf_directive conf_schema[] = {
 	{ .name = "filter.block_page", .type = CONF_T_STRING,
 	  C(filter.block_page), .flags = R,
 	  .doc = "HTML template of the 403 block page; default: a built-in page" },
+	{ .name = "filter.regex_match_limit", .type = CONF_T_INT,
+	  C(filter.regex_match_limit), .def = "100000", RANGE(100, 100000000),
+	  .flags = R,
+	  .doc = "PCRE2 match limit: the work one pattern may do on one URL" },
+	{ .name = "filter.regex_depth_limit", .type = CONF_T_INT,
+	  C(filter.regex_depth_limit), .def = "10000", RANGE(100, 10000000),
+	  .flags = R,
+	  .doc = "PCRE2 depth (backtracking) limit of one match" },
+	{ .name = "filter.regex_limit_action", .type = CONF_T_ENUM,
+	  C(filter.regex_limit_allow), .def = "deny", .enums = e_rxlimit,
+	  .flags = R,
+	  .doc = "a pattern that hits a limit: \"deny\" the request, or "
+	  "\"ignore\" the pattern (it does not match)" },
+	{ .name = "filter.sni_peek", .type = CONF_T_ENUM, C(filter.sni_peek),
+	  .def = "auto", .enums = e_peek, .flags = R,
+	  .doc = "read the TLS server name of CONNECT tunnels: \"auto\" (when "
+	  "the target is an IP address), \"always\", \"off\"" },
+	{ .name = "filter.sni_default", .type = CONF_T_ENUM,
+	  C(filter.sni_default_allow), .def = "deny", .enums = e_action,
+	  .flags = R,
+	  .doc = "a peeked tunnel that sends no TLS ClientHello with a name: "
+	  "\"deny\" or \"allow\"" },
 	{ .name = "filter.acls", .type = CONF_T_GROUPLIST,
 	  LST(struct sluice_conf, filter.acls, filter.nacls), .flags = R,
 	  .fields = acl_fields,
@@ -461,7 +488,7 @@ const struct conf_directive conf_schema[] = {
 	  .nfields = sizeof rule_fields / sizeof rule_fields[0],
 	  .elem_size = sizeof(struct conf_rule),
 	  .line_off = offsetof(struct conf_rule, line),
-	  .doc = "ordered rules, first match wins; no match allows" },
+	  .doc = "ordered rules, first match wins; when rules exist, no match denies" },
 	{ .name = "admin", .type = CONF_T_SECTION, .flags = R,
 	  .doc = "the stats listener; absent: none" },
 	{ .name = "admin.address", .type = CONF_T_ADDR, C(admin.address),

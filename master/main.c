@@ -48,6 +48,7 @@
 #endif
 
 #include "conf/conf.h"
+#include "conf/filter.h"
 #include "master/master.h"
 
 #ifndef SYSCONFDIR
@@ -64,6 +65,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: sluice [-dhtV] [-f file] [-s reload|stop|quit|reopen|stats]"
 	    " [--dump-directives]\n"
+	    "       sluice -T url [-c client-ip] [-m method] [-f file]\n"
 	    "  -f file   configuration file (default " DEFAULT_CONF ")\n"
 	    "  -d        stay in the foreground, log to stderr\n"
 	    "  -t        test the configuration and exit\n"
@@ -71,6 +73,12 @@ usage(FILE *f)
 	    " quit (graceful), reopen (logs);\n"
 	    "            stats prints the counters (JSON) from the admin"
 	    " listener\n"
+	    "  -T url    print the URL filter's decision on url, the rule and"
+	    " the list\n"
+	    "            entry or pattern that matched (exit 0 allowed, 2"
+	    " denied)\n"
+	    "  -c addr   with -T: the client address (src ACLs)\n"
+	    "  -m method with -T: the request method (default GET)\n"
 	    "  -V        print the version and the libraries in use\n"
 	    "  -h        this help\n"
 	    "  --dump-directives  print the configuration schema\n");
@@ -252,20 +260,27 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "dump-directives", no_argument, NULL, OPT_DUMP },
+		{ "test-url", required_argument, NULL, 'T' },
+		{ "client", required_argument, NULL, 'c' },
+		{ "method", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = DEFAULT_CONF, *sig = NULL;
+	const char *path = DEFAULT_CONF, *sig = NULL, *turl = NULL, *tclient = NULL,
+	    *tmethod = NULL;
 	bool foreground = false, test = false;
 	struct sluice_conf *conf;
 	char err[1024], *abspath;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "f:dts:Vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:dts:VhT:c:m:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': path = optarg; break;
 		case 'd': foreground = true; break;
 		case 't': test = true; break;
 		case 's': sig = optarg; break;
+		case 'T': turl = optarg; break;
+		case 'c': tclient = optarg; break;
+		case 'm': tmethod = optarg; break;
 		case 'V': version(); return 0;
 		case 'h': usage(stdout); return 0;
 		case OPT_DUMP: conf_schema_dump(stdout); return 0;
@@ -286,7 +301,32 @@ main(int argc, char **argv)
 			    " failed\n", path);
 		return 1;
 	}
+	if ((tclient || tmethod) && !turl) {
+		fprintf(stderr, "sluice: -c and -m go with -T URL\n");
+		conf_free(conf);
+		return 1;
+	}
+	if (turl) {
+		rc = filter_test_main(conf, turl, tclient, tmethod);
+		conf_free(conf);
+		return rc;
+	}
 	if (test) {
+		/* The lists and patterns too: a bad line fails the test. */
+		struct filter *f;
+		if (filter_compile(conf, &f, err, sizeof(err)) < 0) {
+			fprintf(stderr, "sluice: %s\n", err);
+			fprintf(stderr, "sluice: configuration file %s test"
+			    " failed\n", path);
+			conf_free(conf);
+			return 1;
+		}
+		if (f) {
+			char sum[256];
+			filter_summary(f, sum, sizeof(sum));
+			fprintf(stderr, "sluice: URL filter: %s\n", sum);
+		}
+		filter_free(f);
 		fprintf(stderr, "sluice: the configuration file %s syntax is"
 		    " ok\n", path);
 		fprintf(stderr, "sluice: configuration file %s test is"

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf/filter.h"
 #include "lib/log.h"
 #include "master/master.h"
 #include "shm/cache.h"
@@ -187,6 +188,21 @@ master_reload(struct master *m)
 		conf_free(nc);
 		return;
 	}
+	/* The lists are read again even when the config did not change:
+	 * HUP is how admins load new blocklists.  A bad list keeps the old
+	 * generation (and its lists) serving. */
+	if (filter_compile(nc, &g->filter, err, sizeof(err)) < 0) {
+		log_err("reload failed, keeping the current configuration and "
+		    "lists: %s", err);
+		conf_free(nc);
+		free(g);
+		return;
+	}
+	if (g->filter) {
+		char sum[256];
+		filter_summary(g->filter, sum, sizeof(sum));
+		log_notice("URL filter: %s", sum);
+	}
 	/* Slots the old generation only reserved for a respawn come back. */
 	avail = master_spawn_free_slots(m);
 	for (unsigned i = 0; i < SHM_STATS_SLOTS; i++)
@@ -195,6 +211,7 @@ master_reload(struct master *m)
 		log_err("reload failed, keeping the current configuration:"
 		    " %u workers needed, %u worker slots free (older"
 		    " generations are still draining)", g->nworkers, avail);
+		filter_free(g->filter);
 		conf_free(nc);
 		free(g);
 		return;
@@ -202,6 +219,7 @@ master_reload(struct master *m)
 	if (master_listen_attach(m, g, err, sizeof(err)) < 0) {
 		log_err("reload failed, keeping the current configuration: %s",
 		    err);
+		filter_free(g->filter);
 		conf_free(nc);
 		free(g);
 		return;
@@ -359,6 +377,7 @@ master_fini(struct master *m)
 
 		m->gens = g->next;
 		master_listen_detach(m, g);
+		filter_free(g->filter);
 		conf_free(g->conf);
 		free(g);
 	}
@@ -466,6 +485,15 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 	} else if (conf->user != NULL) {
 		log_notice("not started as root: keeping uid %ld (user \"%s\""
 		    " not used)", (long)getuid(), conf->user);
+	}
+	/* After the drop, so a reload (which runs as the same user) reads
+	 * the same lists the start did. */
+	if (filter_compile(conf, &g->filter, err, sizeof(err)) < 0)
+		master_die(m, "%s", err);
+	if (g->filter) {
+		char sum[256];
+		filter_summary(g->filter, sum, sizeof(sum));
+		log_notice("URL filter: %s", sum);
 	}
 	if (!foreground) {
 		ready = master_daemon_detach();

@@ -34,6 +34,7 @@ struct master_listener {
 struct master_gen {
 	unsigned id;			/* 1, 2, ... bumped per reload */
 	struct sluice_conf *conf;
+	struct filter *filter;		/* compiled from conf; NULL: no rules */
 	int *fds;			/* conf->nlisten fds, as worker_args wants */
 	size_t *lidx;			/* listener table index per conf->listen[i] */
 	int admin_fd;			/* the admin listener, -1 when none */
@@ -144,5 +145,9 @@ void master_spawn_gen_gc(struct master *m);
 /* master.c: monotonic time helpers shared by the loop and the spawner. */
 void master_now(struct timespec *ts);
 long master_ms_until(const struct timespec *now, const struct timespec *t);
+
+/* filter_test.c: sluice -T URL [-c CLIENT] [-m METHOD]; the exit status. */
+int filter_test_main(const struct sluice_conf *c, const char *url,
+    const char *client, const char *method);
 
 #endif

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "conf/filter.h"
 #include "lib/log.h"
 #include "master/master.h"
 #include "shm/cache.h"
@@ -95,6 +96,7 @@ spawn_child(struct master *m, unsigned slot)
 	a.master_fd = m->death_rd;
 	a.stats = m->stats;
 	a.cache = m->cache;
+	a.filter = g->filter;
 	a.admin_fd = g->admin_fd;
 	/* Keep the signals the worker reads from its signalfd blocked across
 	 * the hand-over, so one that arrives before worker_run() has set up
@@ -324,6 +326,7 @@ master_spawn_gen_gc(struct master *m)
 		*pp = g->next;
 		log_info("generation %u finished", g->id);
 		master_listen_detach(m, g);
+		filter_free(g->filter);
 		conf_free(g->conf);
 		free(g);
 	}

@@ -48,7 +48,12 @@
 	X(cache_fill_aborted,	"cache fills abandoned (origin cut, no room, too large)") \
 	X(cache_invalidated,	"entries dropped by unsafe methods and PURGE") \
 	X(cache_not_modified,	"304 answers to client conditionals from the cache") \
-	X(cache_bytes_out,	"bytes sent to clients from the cache")
+	X(cache_bytes_out,	"bytes sent to clients from the cache") \
+	X(filter_allowed,	"requests the URL filter allowed") \
+	X(filter_denied,	"requests the URL filter denied (block page or closed tunnel)") \
+	X(filter_regex_limits,	"filter decisions stopped by a PCRE2 limit") \
+	X(filter_sni_peeks,	"CONNECT tunnels whose TLS server name was read") \
+	X(filter_sni_default,	"peeked tunnels with no usable server name (filter.sni_default applied)")
 
 enum shm_stat_id {
 #define SHM_STATS_ENUM(n, h) STAT_##n,

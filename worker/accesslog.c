@@ -119,13 +119,26 @@ void
 accesslog_write(struct accesslog *l, const struct accesslog_entry *e)
 {
 	char url[AL_FIELD_MAX * 4 + 1], meth[160], ua[1024], ref[1024], ct[160];
-	char line[AL_FIELD_MAX * 4 + 2048];
+	char line[AL_FIELD_MAX * 4 + 2048], filt[300] = "";
 	int n;
 
 	if (!l || l->fd < 0)
 		return;
 	al_field(url, sizeof(url), e->url, e->url_len, "-");
 	al_field(meth, sizeof(meth), e->method, e->method_len, "-");
+	if (e->rule) {
+		/* Two more fields, after the format's own: rule= and category=. */
+		char rb[120] = "-", cb[120] = "-";
+		if (e->rule[0])
+			accesslog_escape(rb, sizeof(rb), e->rule, strlen(e->rule));
+		if (e->category && e->category[0])
+			accesslog_escape(cb, sizeof(cb), e->category, strlen(e->category));
+		for (char *p = rb; *p; p++)
+			if (*p == ' ')
+				*p = '_';
+		snprintf(filt, sizeof(filt), l->fmt == LOGFMT_COMBINED ?
+		    " rule=\"%s\" category=\"%s\"" : " rule=%s category=%s", rb, cb);
+	}
 	if (l->fmt == LOGFMT_COMBINED) {
 		char date[64];
 		time_t t = (time_t)(e->start_ms / 1000);
@@ -134,18 +147,18 @@ accesslog_write(struct accesslog *l, const struct accesslog_entry *e)
 		gmtime_r(&t, &tm);
 		strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 		n = snprintf(line, sizeof(line),
-		    "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu \"%s\" \"%s\"\n",
+		    "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu \"%s\" \"%s\"%s\n",
 		    e->client, date, meth, url, e->http_minor, e->status,
 		    (unsigned long long)e->bytes,
 		    al_field(ref, sizeof(ref), e->referer, e->referer_len, "-"),
-		    al_field(ua, sizeof(ua), e->ua, e->ua_len, "-"));
+		    al_field(ua, sizeof(ua), e->ua, e->ua_len, "-"), filt);
 	} else {
 		n = snprintf(line, sizeof(line),
-		    "%lld.%03d %6lld %s %s/%03d %llu %s %s - %s/%s %s\n",
+		    "%lld.%03d %6lld %s %s/%03d %llu %s %s - %s/%s %s%s\n",
 		    (long long)(e->start_ms / 1000), (int)(e->start_ms % 1000),
 		    (long long)e->elapsed_ms, e->client, e->code, e->status,
 		    (unsigned long long)e->bytes, meth, url, e->hier, e->peer,
-		    al_field(ct, sizeof(ct), e->ctype, e->ctype_len, "-"));
+		    al_field(ct, sizeof(ct), e->ctype, e->ctype_len, "-"), filt);
 	}
 	if (n < 0)
 		return;

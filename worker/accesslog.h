@@ -31,6 +31,8 @@ struct accesslog_entry {
 	const char *ctype; size_t ctype_len;
 	const char *referer; size_t referer_len;
 	const char *ua; size_t ua_len;
+	const char *rule;		/* URL filter: the deciding rule of a denial, or NULL */
+	const char *category;		/* ... and its category, or NULL */
 };
 
 /* path NULL or "" gives a log that discards everything. */

@@ -389,6 +389,9 @@ head_done(struct conn *c)
 		conn_error(c, status, detail);
 		return;
 	}
+	/* The filter before the cache: a denied client never gets a hit. */
+	if (c->w->filter && conn_filter_request(c))
+		return;
 	if (cache_serve_purge(c) || cache_serve_lookup(c))
 		return;
 	start_upstream(c);
@@ -472,7 +475,9 @@ upstream_ready(struct conn *c)
 			conn_error(c, 503, "Out of memory.");
 			return;
 		}
-		buf_append(&c->out, ok, sizeof(ok) - 1);
+		/* After a peek our 200 went out before the connect. */
+		if (!r->peeked)
+			buf_append(&c->out, ok, sizeof(ok) - 1);
 		r->head_sent = true;
 		r->status = 200;
 		c->state = C_TUNNEL;
@@ -1150,6 +1155,9 @@ conn_run(struct conn *c)
 		case C_TUNNEL:
 			progress = step_tunnel(c);
 			break;
+		case C_PEEK:
+			progress = conn_filter_peek_step(c);
+			break;
 		case C_CACHE:
 		case C_FILL:
 			progress = cache_send_step(c);
@@ -1262,6 +1270,9 @@ conn_timer(struct ev_loop *loop, struct ev_timer *t)
 		else if (r)
 			req_end(c, END_TIMEOUT, r->status, r->hdr, 0);
 		c->state = c->state == C_FLUSH ? C_FLUSH : C_CLOSED;
+		break;
+	case C_PEEK:
+		conn_filter_peek_timeout(c);
 		break;
 	case C_TUNNEL:
 		/* An idle tunnel ends normally: nothing moved for `idle`. */

@@ -47,6 +47,10 @@ struct worker {
 	uint64_t limit_logged_at;	/* ev_now() of the last client-limit warning */
 	struct stats_slot_sh *stats;
 	struct cache *cache;		/* the shared cache, NULL when off */
+	struct filter *filter;		/* the URL filter, NULL when no rules */
+	struct buf fscratch;		/* the filter's canonical URL */
+	int lt_wday, lt_min;		/* local time for time ACLs ... */
+	uint64_t lt_at;			/* ... computed at this wall second */
 	struct conn *cwait;		/* connections waiting on cache fills */
 	struct worker_listener *listeners;
 	size_t nlisteners;

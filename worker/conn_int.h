@@ -20,6 +20,7 @@ enum cstate {
 	C_FILL,			/* origin body into an entry; client served from it */
 	C_FLUSH,		/* writing a last answer, then close */
 	C_LINGER,		/* write side shut: drain input briefly, then close */
+	C_PEEK,			/* CONNECT: 200 sent, reading the TLS ClientHello */
 	C_CLOSED,
 };
 
@@ -94,6 +95,9 @@ struct req {
 	bool logged;			/* conn_end() ran: the log line is written */
 
 	struct creq cs;			/* the cache's view of this request */
+	const char *f_rule, *f_cat;	/* URL filter denial: rule, category (logs) */
+	bool peek;			/* CONNECT: read the TLS ClientHello first */
+	bool peeked;			/* ... done: our 200 is already sent */
 	struct sockaddr_storage up_sa;	/* the origin, kept for the log line */
 	bool up_seen;			/* up_sa is set: the origin was contacted */
 
@@ -206,5 +210,12 @@ const char *proxy_head_field(const struct req *r, int id, size_t *len);
  * counts bytes of our answer not yet written. */
 void proxy_head_log(struct conn *c, int status, const char *code,
     const char *raw, uint64_t queued);
+
+/* conn_filter.c: decide c's routed request; true when it was answered
+ * (denied) or moved on to C_PEEK. */
+bool conn_filter_request(struct conn *c);
+/* conn_filter.c: one step of C_PEEK; the peek timed out. */
+bool conn_filter_peek_step(struct conn *c);
+void conn_filter_peek_timeout(struct conn *c);
 
 #endif

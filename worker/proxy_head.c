@@ -327,6 +327,8 @@ proxy_head_log(struct conn *c, int status, const char *code, const char *raw,
 			e.ctype = r->ctype;
 			e.ctype_len = strlen(r->ctype);
 		}
+		e.rule = r->f_rule;
+		e.category = r->f_cat;
 	} else {
 		e.start_ms = (int64_t)now_ms;
 	}

@@ -310,6 +310,7 @@ worker_run(const struct worker_args *a)
 		fatal("worker: cannot create the event loop: %s", strerror(errno));
 	w->stats = a->stats ? shm_stats_slot(a->stats, a->slot) : NULL;
 	w->cache = a->cache;
+	w->filter = a->filter;
 	w->limits.header_size = cf->limits.header_size;
 	w->limits.uri_size = cf->limits.uri_size;
 	w->limits.max_fields = (unsigned)cf->limits.header_fields;

@@ -23,6 +23,7 @@
 
 struct stats_sh;
 struct cache;
+struct filter;
 
 struct worker_args {
 	const struct sluice_conf *conf;
@@ -33,6 +34,7 @@ struct worker_args {
 	struct stats_sh *stats;		/* shared counters; this worker writes slot `slot` */
 	struct cache *cache;		/* the shared cache (mapped); NULL when off */
 	int admin_fd;			/* admin (stats) listener, -1 when none */
+	struct filter *filter;		/* compiled URL filter; NULL: none */
 };
 
 /* Run one worker; never returns (exit status 0 on a clean stop). */
