@@ -258,6 +258,17 @@ filter_domains_match(const struct filter_domains *d, const char *host,
 	return NULL;
 }
 
+void
+filter_domains_each_hash(const struct filter_domains *d,
+    void (*fn)(void *arg, uint64_t hash), void *arg)
+{
+	if (d == NULL || !d->built)
+		return;
+	for (size_t i = 0; i <= d->mask; i++)
+		if (d->tab[i].off != FD_EMPTY)
+			fn(arg, d->tab[i].hash);
+}
+
 size_t
 filter_domains_count(const struct filter_domains *d)
 {

@@ -12,6 +12,7 @@
 #define SLUICE_FILTER_DOMAINS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct filter_domains;
 
@@ -41,6 +42,11 @@ int filter_domains_build(struct filter_domains *d);
  */
 const char *filter_domains_match(const struct filter_domains *d,
     const char *host, size_t len);
+
+/* Call fn with the XXH3-64 hash of every name of a built set (the
+ * filter builds one pre-check over all its sets from them). */
+void filter_domains_each_hash(const struct filter_domains *d,
+    void (*fn)(void *arg, uint64_t hash), void *arg);
 
 /* Number of distinct names (after build; before it, names added). */
 size_t filter_domains_count(const struct filter_domains *d);

@@ -381,6 +381,19 @@ filter_urls_match(const struct filter_urls *u, const char *url, size_t len)
 	return NULL;
 }
 
+void
+filter_urls_each_host(const struct filter_urls *u,
+    void (*fn)(void *arg, const char *host, size_t len), void *arg)
+{
+	if (u == NULL || !u->built)
+		return;
+	for (size_t i = 0; i <= u->mask; i++)
+		if (u->tab[i].off != FU_EMPTY) {
+			const char *e = u->arena + u->tab[i].off;
+			fn(arg, e, strcspn(e, "/"));
+		}
+}
+
 size_t
 filter_urls_count(const struct filter_urls *u)
 {

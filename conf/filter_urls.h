@@ -67,6 +67,10 @@ const char *filter_urls_match(const struct filter_urls *u, const char *url,
 
 /* Number of distinct entries (after build; before it, entries added). */
 size_t filter_urls_count(const struct filter_urls *u);
+/* Call fn with the host part ("host[:port]") of every entry of a built
+ * set; a host with several entries comes once per entry. */
+void filter_urls_each_host(const struct filter_urls *u,
+    void (*fn)(void *arg, const char *host, size_t len), void *arg);
 
 /* Bytes of heap held by the set. */
 size_t filter_urls_bytes(const struct filter_urls *u);
