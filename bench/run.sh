@@ -54,7 +54,9 @@ usage: $0 [options]
   --peers "a b"        subset of: $PEERS
   --tests "a b"        subset of: $TESTS
   --keep               keep the temporary directory (configs, logs)
-environment: SLUICE=/path/to/sluice (default $BENCH_DIR/../sluice)
+environment: SLUICE=/path/to/sluice (default $BENCH_DIR/../sluice);
+  SLUICE_FILTER_CONF=FILE adds the peer "sluice-filter": sluice with
+  FILE (a filter section) appended to its config (bench/filter.sh)
 EOF
 }
 
@@ -205,11 +207,17 @@ start_peer() {
 	direct)
 		PEER_PORT=$ORIGIN_PORT
 		return 0 ;;
-	sluice)
+	sluice|sluice-filter)
 		[ -x "$SLUICE" ] || { START_WHY="no binary at $SLUICE"; return 1; }
 		PEER_PORT=$SLUICE_PORT
 		conf=$TMP/sluice/sluice.conf
 		render sluice.conf.in "$conf" "$PEER_PORT"
+		# sluice-filter: the same sluice with a filter section (bench/filter.sh)
+		if [ "$peer" = sluice-filter ]; then
+			[ -r "${SLUICE_FILTER_CONF:-}" ] ||
+				{ START_WHY="SLUICE_FILTER_CONF not set"; return 1; }
+			cat "$SLUICE_FILTER_CONF" >>"$conf"
+		fi
 		PEER_PIDFILE=$TMP/sluice/sluice.pid
 		start_bg "$TMP/sluice/stderr.log" taskset -c "$CPU_SERVER" \
 			"$SLUICE" -d -f "$conf" ;;
@@ -247,7 +255,7 @@ start_peer() {
 		START_WHY="$READY_WHY; $(log_tail "$TMP/$peer/stderr.log")"
 		case $peer in
 		squid) START_WHY="$START_WHY $(log_tail "$TMP/squid/cache.log")" ;;
-		sluice) START_WHY="$START_WHY $(log_tail "$TMP/sluice/error.log")" ;;
+		sluice|sluice-filter) START_WHY="$START_WHY $(log_tail "$TMP/sluice/error.log")" ;;
 		nginx) START_WHY="$START_WHY $(log_tail "$TMP/nginx/error.log")" ;;
 		esac
 		stop_pid "$PEER_PID" "$PEER_PIDFILE"
