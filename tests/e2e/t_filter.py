@@ -334,6 +334,116 @@ def connect_not_tls():
     expect(ln and "TCP_DENIED/403" in ln and "rule=sni_default" in ln, "log", ln)
 
 
+def client_hello(name):
+    """The ClientHello Python's TLS stack sends for server name `name`
+    (None: no server_name extension)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def reframe(hello, size):
+    """The same handshake bytes cut into TLS records of `size` bytes."""
+    body = hello[5:5 + int.from_bytes(hello[3:5], "big")]
+    out = b""
+    for i in range(0, len(body), size):
+        chunk = body[i:i + size]
+        out += b"\x16" + hello[1:3] + len(chunk).to_bytes(2, "big") + chunk
+    return out
+
+
+def peek_tunnel(target_port, data_parts, gap=0.05, port=None):
+    """CONNECT 127.0.0.1:target_port, then send data_parts with gaps;
+    returns (client, our 200 response)."""
+    c = Client(port or S["sl"].port, timeout=10)
+    c.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % target_port)
+    r = c.read_response(method="CONNECT")
+    for p in data_parts:
+        c.send(p)
+        time.sleep(gap)
+    return c, r
+
+
+@case("SNI peek: a ClientHello cut into 40-byte TLS records and sent in pieces is reassembled; denied name -> TLS alert, nothing reaches the origin")
+def sni_fragmented_denied():
+    e = S["echo"]
+    n0 = e.nconns
+    rec = reframe(client_hello("www.casino.test"), 40)
+    parts = [rec[i:i + 97] for i in range(0, len(rec), 97)]
+    c, r = peek_tunnel(e.port, parts)
+    expect_eq(r.status, 200, "our 200")
+    got = c.recv_some(7, timeout=5)
+    expect(got[:1] == b"\x15" and got[5:7] == b"\x02\x31", "no access_denied alert", got)
+    expect(c.wait_closed(5), "not closed")
+    expect_eq(e.nconns, n0, "the origin was contacted")
+
+
+@case("SNI peek: an allowed name in a fragmented hello opens the tunnel and the hello reaches the origin byte-exact")
+def sni_fragmented_allowed():
+    e = S["echo"]
+    n0 = e.nconns
+    rec = reframe(client_hello("ok.test"), 64)
+    c, r = peek_tunnel(e.port, [rec[:10], rec[10:300], rec[300:]])
+    expect_eq(r.status, 200, "our 200")
+    got = c.recv_some(len(rec), timeout=10)
+    expect_eq(got, rec, "echoed hello")
+    expect_eq(e.nconns, n0 + 1, "origin connections")
+    c.close()
+
+
+@case("SNI peek: a ClientHello without a server name is closed by sni_default (deny)")
+def sni_none():
+    e = S["echo"]
+    n0 = e.nconns
+    c, r = peek_tunnel(e.port, [client_hello(None)])
+    expect_eq(r.status, 200, "our 200")
+    expect(c.wait_closed(5), "not closed")
+    expect_eq(e.nconns, n0, "the origin was contacted")
+
+
+@case("sni_peek always: CONNECT to an allowed name with a denied SNI is refused; a silent client is closed after client_header; sni_default allow lets plain bytes through")
+def sni_always():
+    e = S["echo"]
+    conf = make_conf(S["lists"])
+    conf["filter"]["sni_peek"] = "always"
+    conf["filter"]["sni_default"] = "allow"
+    conf["timeouts"] = {"client_header": 2}
+    sl = Sluice(conf, dns_port=S["dns"].port)
+    n0 = e.nconns
+    c = Client(sl.port, timeout=10)
+    c.send(b"CONNECT ok.test:%d HTTP/1.1\r\nHost: ok.test\r\n\r\n" % e.port)
+    r = c.read_response(method="CONNECT")
+    expect_eq(r.status, 200, "our 200")
+    c.send(client_hello("www.casino.test"))
+    expect(c.wait_closed(5), "domain-fronted tunnel not closed")
+    expect_eq(e.nconns, n0, "the origin was contacted")
+    # a client that sends nothing: the peek times out, sni_default=allow
+    t0 = time.monotonic()
+    c = Client(sl.port, timeout=10)
+    c.send(b"CONNECT ok.test:%d HTTP/1.1\r\nHost: ok.test\r\n\r\n" % e.port)
+    r = c.read_response(method="CONNECT")
+    expect(poll(lambda: e.nconns == n0 + 1, 6), "not connected after the peek timeout")
+    expect(time.monotonic() - t0 >= 1.5, "connected before client_header")
+    c.send(b"late-bytes")
+    expect_eq(c.recv_some(10, timeout=5), b"late-bytes", "tunnel after timeout")
+    c.close()
+    # plain bytes (no TLS) with sni_default allow: relayed
+    c = Client(sl.port, timeout=10)
+    c.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\nPLAIN" % e.port)
+    r = c.read_response(method="CONNECT")
+    expect_eq(c.recv_some(5, timeout=5), b"PLAIN", "plain bytes relayed")
+    c.close()
+    sl.stop()
+
+
 @case("curl https through the proxy to an allowed name works (CONNECT by name, no peek)")
 def curl_https_allowed():
     t = S["tls"]
