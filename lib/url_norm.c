@@ -208,6 +208,14 @@ host_ipv6(const char *s, struct wbuf *w)
 	/* Zone ids ("%eth0") and anything else inet_pton refuses: error. */
 	if (inet_pton(AF_INET6, s, &a) != 1)
 		return URL_NORM_E_HOST;
+	/* An IPv4-mapped address reaches the IPv4 host: one spelling,
+	 * the dotted quad, so lists naming the IPv4 address match it. */
+	if (IN6_IS_ADDR_V4MAPPED(&a)) {
+		if (inet_ntop(AF_INET, &a.s6_addr[12], txt, sizeof(txt)) == NULL)
+			return URL_NORM_E_HOST;
+		w_puts(w, txt, strlen(txt));
+		return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
+	}
 	if (inet_ntop(AF_INET6, &a, txt, sizeof(txt)) == NULL)
 		return URL_NORM_E_HOST;
 	w_putc(w, '[');
@@ -355,30 +363,46 @@ path_byte(const char *s, size_t *i, size_t end, bool query, struct wbuf *w)
 	return URL_NORM_OK;
 }
 
+/* Is seg[0..n) (decoded) a dot segment?  1 ".", 2 "..", 0 no.  A
+ * segment with a path parameter, ".;x" or "..;x", counts too: some
+ * origins (servlet containers) read it as the dot segment. */
+static int
+dot_segment(const char *seg, size_t n)
+{
+	if (n >= 1 && seg[0] == '.' && (n == 1 || seg[1] == ';'))
+		return 1;
+	if (n >= 2 && seg[0] == '.' && seg[1] == '.' && (n == 2 || seg[2] == ';'))
+		return 2;
+	return 0;
+}
+
 /*
- * Path part s[0..n): segment by segment into w, then dot segments
- * resolved against what is already written.  Runs of '/' collapse
- * first (empty segments are skipped), so "/a//../b" is "/b".
+ * Path part s[0..n): segment by segment into w, unreserved escapes
+ * decoded, dot segments removed as RFC 3986 5.2.4 does: an empty
+ * segment is a segment, so "/a//../b" is "/a/b".  With collapse, runs
+ * of '/' are then folded into one, after the dot segments (folding
+ * first would let "/a//.." remove "a" where the origin removes "").
  */
 static int
-path_write(const char *s, size_t n, struct wbuf *w)
+path_write(const char *s, size_t n, struct wbuf *w, bool collapse)
 {
 	size_t base = w->len;
 	size_t i = 0, j, mark;
 	bool trailing = false;
-	int rc;
+	int rc, dots;
 
+	if (n > 0 && s[0] == '/')
+		i = 1;		/* the leading '/' opens the first segment */
 	while (i <= n) {
 		bool last;
 
 		for (j = i; j < n && s[j] != '/'; j++)
 			;
 		last = (j == n);
-		if (j == i) {
-			/* Empty segment: a '/' run, or the path ends in '/'. */
-			trailing = last;
-			i = j + 1;
-			continue;
+		if (j == i && last) {
+			/* The path ends in '/' (or is empty). */
+			trailing = true;
+			break;
 		}
 		mark = w->len;
 		w_putc(w, '/');
@@ -389,11 +413,11 @@ path_write(const char *s, size_t n, struct wbuf *w)
 		}
 		if (w->full)
 			return URL_NORM_E_TOOLONG;
-		if (w->len - mark == 2 && w->p[mark + 1] == '.') {
+		dots = dot_segment(w->p + mark + 1, w->len - mark - 1);
+		if (dots == 1) {
 			w->len = mark;
 			trailing = last;
-		} else if (w->len - mark == 3 && w->p[mark + 1] == '.' &&
-		    w->p[mark + 2] == '.') {
+		} else if (dots == 2) {
 			/* Drop ".." and the segment before it, if any. */
 			w->len = mark;
 			while (w->len > base && w->p[w->len - 1] != '/')
@@ -408,6 +432,14 @@ path_write(const char *s, size_t n, struct wbuf *w)
 	}
 	if (w->len == base || trailing)
 		w_putc(w, '/');
+	if (collapse && !w->full) {
+		size_t r, o = base;
+
+		for (r = base; r < w->len; r++)
+			if (!(w->p[r] == '/' && o > base && w->p[o - 1] == '/'))
+				w->p[o++] = w->p[r];
+		w->len = o;
+	}
 	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
 }
 
@@ -500,10 +532,60 @@ url_norm(const char *host, size_t hlen, int port, const char *path,
 			plen = (size_t)(q - path);
 		q = plen > 0 ? memchr(path, '?', plen) : NULL;
 		pathlen = q != NULL ? (size_t)(q - path) : plen;
-		rc = path_write(path, pathlen, &w);
+		rc = path_write(path, pathlen, &w, true);
 		if (rc == URL_NORM_OK && q != NULL)
 			rc = query_write(q + 1, plen - pathlen - 1, &w);
 	}
+	if (rc != URL_NORM_OK) {
+		out[0] = '\0';
+		return rc;
+	}
+	out[w.len] = '\0';
+	return (int)w.len;
+}
+
+bool
+url_norm_path_has_dots(const char *path, size_t plen)
+{
+	const char *q = memchr(path, '?', plen);
+	size_t n = q ? (size_t)(q - path) : plen;
+
+	for (size_t i = 0; i < n; i++) {
+		if (path[i] != '/' || i + 1 >= n)
+			continue;
+		if (path[i + 1] == '.')
+			return true;
+		if (path[i + 1] == '%' && i + 3 < n && path[i + 2] == '2' &&
+		    (path[i + 3] == 'e' || path[i + 3] == 'E'))
+			return true;
+	}
+	return false;
+}
+
+int
+url_norm_target(const char *path, size_t plen, char *out, size_t outsz)
+{
+	struct wbuf w;
+	const char *q;
+	size_t pathlen;
+	int rc;
+
+	if (out == NULL || outsz == 0)
+		return URL_NORM_E_TOOLONG;
+	out[0] = '\0';
+	if (path == NULL)
+		plen = 0;
+	if (plen > 0 && memchr(path, '\0', plen) != NULL)
+		return URL_NORM_E_PATH;
+	q = plen > 0 ? memchr(path, '#', plen) : NULL;
+	if (q != NULL)
+		plen = (size_t)(q - path);
+	w_init(&w, out, outsz);
+	q = plen > 0 ? memchr(path, '?', plen) : NULL;
+	pathlen = q != NULL ? (size_t)(q - path) : plen;
+	rc = path_write(path, pathlen, &w, false);
+	if (rc == URL_NORM_OK && q != NULL)
+		rc = query_write(q + 1, plen - pathlen - 1, &w);
 	if (rc != URL_NORM_OK) {
 		out[0] = '\0';
 		return rc;

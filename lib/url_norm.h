@@ -13,6 +13,7 @@
 #ifndef SLUICE_URL_NORM_H
 #define SLUICE_URL_NORM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum url_norm_err {
@@ -40,6 +41,20 @@ int url_norm(const char *host, size_t hlen, int port, const char *path,
 
 /* The host alone, canonical (into out); same returns. */
 int url_norm_host(const char *host, size_t hlen, char *out, size_t outsz);
+
+/*
+ * The path and query as they should be forwarded when the target has
+ * dot segments: unreserved escapes decoded, dot segments removed (RFC
+ * 3986 5.2.4, ".;x" and "..;x" included), slashes kept as they are.
+ * Same returns as url_norm.  proxy_route forwards this form whenever
+ * url_norm_path_has_dots(): the origin then gets the path the filter
+ * decided on, not one it might resolve differently.
+ */
+int url_norm_target(const char *path, size_t plen, char *out, size_t outsz);
+
+/* Does the path (before any '?') have a segment starting with '.' or
+ * "%2e"?  A cheap test for "url_norm_target would change it". */
+bool url_norm_path_has_dots(const char *path, size_t plen);
 
 /* A static, human-readable string for a URL_NORM_E* code. */
 const char *url_norm_strerror(int err);

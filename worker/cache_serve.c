@@ -173,10 +173,6 @@ key_build(struct conn *c)
 	char port[8], *k;
 	size_t portlen;
 
-	if (r->origin_form) {
-		path = r->hdr + r->msg.target_off;
-		plen = r->msg.target_len;
-	}
 	portlen = cache_serve_fmt_u64(port, (uint64_t)r->port);
 	if ((k = cs->key = malloc(hlen + plen + portlen + 32)) == NULL)
 		return -1;

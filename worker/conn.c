@@ -121,6 +121,7 @@ req_free(struct conn *c)
 	cache_serve_free(c);
 	conn_io_pipes_close(r->pipe_cu, r->pipe_uc);
 	free(r->hdr);
+	free(r->path_buf);
 	free(r);
 	c->req = NULL;
 }

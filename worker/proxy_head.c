@@ -118,15 +118,12 @@ proxy_head_request(struct conn *c, struct buf *out)
 
 	if (put(out, h + m->method_off, m->method_len) < 0 || put(out, " ", 1) < 0)
 		return -1;
-	if (r->origin_form) {
-		if (put(out, h + m->target_off, m->target_len) < 0)
-			return -1;
-	} else {
-		if (r->url.path[0] == '?' && put(out, "/", 1) < 0)
-			return -1;
-		if (put(out, r->url.path, r->url.path_len) < 0)
-			return -1;
-	}
+	/* Absolute-form and origin-form alike: the path as routed
+	 * (proxy_route.c resolves dot segments). */
+	if (r->url.path[0] == '?' && put(out, "/", 1) < 0)
+		return -1;
+	if (put(out, r->url.path, r->url.path_len) < 0)
+		return -1;
 	if (put(out, " HTTP/1.1\r\nHost: ", 17) < 0 ||
 	    put(out, r->authority, strlen(r->authority)) < 0 || put(out, "\r\n", 2) < 0)
 		return -1;

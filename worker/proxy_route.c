@@ -14,6 +14,7 @@
 
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "worker/conn_int.h"
@@ -61,6 +62,9 @@ route_target(struct conn *c, const char **detail)
 				return 400;
 			}
 			r->origin_form = true;
+			/* The filter and the cache key read the path here. */
+			r->url.path = target;
+			r->url.path_len = m->target_len;
 		} else if ((e = http_url_parse_absolute(target, m->target_len, &r->url)) != URL_OK) {
 			*detail = http_url_strerror(e);
 			return 400;
@@ -134,7 +138,9 @@ route_canon_host(struct req *r, const char **detail)
 		    "internationalized domain name." : "The host name is not valid.";
 		return 400;
 	}
-	if (r->url.host_is_ipv6 && n >= 2 && h[0] == '[') {
+	/* An IPv4-mapped IPv6 literal comes back as its dotted quad. */
+	r->url.host_is_ipv6 = h[0] == '[';
+	if (r->url.host_is_ipv6 && n >= 2) {
 		/* http_url keeps IPv6 without brackets. */
 		memmove(h, h + 1, (size_t)n - 2);
 		n -= 2;
@@ -147,6 +153,36 @@ route_canon_host(struct req *r, const char **detail)
 		}
 		memcpy(r->url.host, h, (size_t)n + 1);
 	}
+	return 0;
+}
+
+/*
+ * A path with dot segments ("/a/../b", "/a/%2e%2e/b", "/a//..",
+ * "/a/..;/b") is forwarded resolved (RFC 3986 5.2.4; browsers never send
+ * one): otherwise the filter would decide on one path and an origin that
+ * resolves differently would serve another.  Other paths go as sent.
+ */
+static int
+route_canon_path(struct req *r, const char **detail)
+{
+	int n;
+
+	if (r->url.path == NULL || !url_norm_path_has_dots(r->url.path, r->url.path_len))
+		return 0;
+	free(r->path_buf);
+	/* A raw byte outside the URI set becomes %XX: 3 times at most. */
+	if ((r->path_buf = malloc(3 * r->url.path_len + 4)) == NULL) {
+		*detail = "Out of memory.";
+		return 503;
+	}
+	n = url_norm_target(r->url.path, r->url.path_len, r->path_buf,
+	    3 * r->url.path_len + 4);
+	if (n < 0) {
+		*detail = "The request path is not valid.";
+		return 400;
+	}
+	r->url.path = r->path_buf;
+	r->url.path_len = (size_t)n;
 	return 0;
 }
 
@@ -167,6 +203,8 @@ proxy_route(struct conn *c, const char **detail)
 	if ((status = route_target(c, detail)) != 0)
 		return status;
 	if ((status = route_canon_host(r, detail)) != 0)
+		return status;
+	if ((status = route_canon_path(r, detail)) != 0)
 		return status;
 	if (m->method == M_TRACE) {
 		*detail = "TRACE is not allowed through this proxy.";

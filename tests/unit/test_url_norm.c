@@ -97,8 +97,8 @@ static const struct norm_case cases[] = {
 	HOST("v6_bare", "::1", "[::1]"),
 	HOST("v6_long_form", "0:0:0:0:0:0:0:1", "[::1]"),
 	HOST("v6_upper", "[FE80::ABCD]", "[fe80::abcd]"),
-	HOST("v6_mapped", "::ffff:127.0.0.1", "[::ffff:127.0.0.1]"),
-	HOST("v6_mapped_hex", "::FFFF:7F00:1", "[::ffff:127.0.0.1]"),
+	HOST("v6_mapped", "::ffff:127.0.0.1", "127.0.0.1"),
+	HOST("v6_mapped_hex", "::FFFF:7F00:1", "127.0.0.1"),
 	HOSTERR("v6_zone", "fe80::1%eth0", URL_NORM_E_HOST),
 	HOSTERR("v6_unclosed", "[::1", URL_NORM_E_HOST),
 	HOSTERR("v6_empty_brackets", "[]", URL_NORM_E_HOST),
@@ -181,7 +181,12 @@ static const struct norm_case cases[] = {
 	OK("path_three_dots", "h", 80, "/.../", "h/.../"),
 	OK("path_dotfile", "h", 80, "/.htaccess", "h/.htaccess"),
 	OK("path_slash_run", "h", 80, "//a///b//", "h/a/b/"),
-	OK("path_slash_run_dotdot", "h", 80, "/a//../b", "h/b"),
+	OK("path_slash_run_dotdot", "h", 80, "/a//../b", "h/a/b"),	/* RFC 3986 5.2.4 */
+	OK("path_slash_run_dotdot2", "h", 80, "/a//b/../..", "h/a/"),
+	OK("path_dotdot_param", "h", 80, "/secret/..;/x", "h/x"),
+	OK("path_dot_param", "h", 80, "/a/.;jsessionid=1/b", "h/a/b"),
+	OK("path_dotdot_param_enc", "h", 80, "/a/%2e%2e;x/b", "h/b"),
+	OK("path_dots_not_segment", "h", 80, "/a/..b/.c", "h/a/..b/.c"),
 	OK("path_trailing_slash_kept", "h", 80, "/a/", "h/a/"),
 	OK("path_no_trailing_slash", "h", 80, "/a", "h/a"),
 	OK("path_no_leading_slash", "h", 80, "a/b", "h/a/b"),
@@ -207,7 +212,8 @@ static const struct norm_case cases[] = {
 	    "127.0.0.1/admin"),
 	OK("url_idn_port_path", "B\xc3\x9c" "CHER.example", 8080,
 	    "/%7Euser/", "xn--bcher-kva.example:8080/~user/"),
-	OK("url_v6", "[::FFFF:127.0.0.1]", 80, "/x", "[::ffff:127.0.0.1]/x"),
+	OK("url_v6", "[::FFFF:127.0.0.1]", 80, "/x", "127.0.0.1/x"),
+	OK("url_v6_plain", "[2001:DB8::1]", 80, "/x", "[2001:db8::1]/x"),
 };
 
 #define NCASES	(sizeof(cases) / sizeof(cases[0]))
@@ -313,21 +319,49 @@ test_outsz_bound(void **state)
 		for (size_t k = sz; k < sizeof(buf); k++)
 			assert_int_equal(buf[k], 'Z');
 	}
-	/* The same for a host alone: "[::ffff:1.2.3.4]" is 16 bytes. */
+	/* The same for a host alone: "[2001:db8::1234]" is 16 bytes. */
 	for (sz = 0; sz <= 18; sz++) {
 		int rc;
 
 		memset(buf, 'Z', sizeof(buf));
-		rc = url_norm_host("[::FFFF:1.2.3.4]", 16, buf, sz);
+		rc = url_norm_host("[2001:DB8::1234]", 16, buf, sz);
 		if (sz <= 16) {
 			assert_int_equal(rc, URL_NORM_E_TOOLONG);
 		} else {
 			assert_int_equal(rc, 16);
-			assert_string_equal(buf, "[::ffff:1.2.3.4]");
+			assert_string_equal(buf, "[2001:db8::1234]");
 		}
 		for (size_t k = sz; k < sizeof(buf); k++)
 			assert_int_equal(buf[k], 'Z');
 	}
+}
+
+/* The forwarding form: dot segments resolved, slashes kept. */
+static void
+test_target(void **state)
+{
+	static const struct { const char *in, *want; bool dots; } t[] = {
+		{ "/a//../b?x=/../y", "/a/b?x=/../y", true },
+		{ "/a/%2e%2e/b", "/b", true },
+		{ "/a/%2E/b", "/a/b", true },
+		{ "//a/b", "//a/b", false },
+		{ "/web/2020/http://x.example/", "/web/2020/http://x.example/", false },
+		{ "/secret/..;/x", "/x", true },
+		{ "/..", "/", true },
+		{ "/a/.hidden", "/a/.hidden", true },
+		{ "/a%7Eb", "/a~b", false },
+	};
+	char out[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int rc = url_norm_target(t[i].in, strlen(t[i].in), out, sizeof(out));
+		assert_int_equal(rc, (int)strlen(t[i].want));
+		assert_string_equal(out, t[i].want);
+		assert_int_equal(url_norm_path_has_dots(t[i].in, strlen(t[i].in)), t[i].dots);
+	}
+	assert_false(url_norm_path_has_dots("/a?/../b", 8));
+	assert_int_equal(url_norm_target("/a\x01", 3, out, sizeof(out)), URL_NORM_E_PATH);
 }
 
 /* 64 KiB paths: fits into a big buffer, errors into a small one. */
@@ -371,10 +405,11 @@ test_64k(void **state)
 	assert_int_equal(rc, 2);
 	assert_string_equal(small, "h/");
 
-	/* "////..." collapses to one slash. */
+	/* "////..." collapses to one slash (the runs are resolved before
+	 * they are collapsed, so the buffer must hold them). */
 	memset(path, '/', n);
-	rc = url_norm("h", 1, 80, path, n, small, sizeof(small));
-	assert_string_equal(small, "h/");
+	rc = url_norm("h", 1, 80, path, n, out, 3 * n + 64);
+	assert_string_equal(out, "h/");
 	assert_int_equal(rc, 2);
 
 	/* 64 KiB of "%41" decodes to a third of it. */
@@ -439,6 +474,7 @@ main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_idempotent),
 		cmocka_unit_test(test_outsz_bound),
+		cmocka_unit_test(test_target),
 		cmocka_unit_test(test_64k),
 		cmocka_unit_test(test_null_args),
 		cmocka_unit_test(test_strerror),
