@@ -109,7 +109,7 @@ main(int argc, char **argv)
 	const char *conf_path = NULL, *urls_path = NULL;
 	long ndec = 200000;
 	uint8_t client[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3 };
-	char err[1024], sum[256], line[8192];
+	char err[1024], sum[512], line[8192];
 	struct item *items = NULL;
 	size_t nitems = 0, cap = 0;
 	int c;

@@ -401,10 +401,10 @@ cond_cmp(const void *a, const void *b)
 {
 	const struct fcond *x = a, *y = b;
 
-	/* Stable enough: equal costs keep the written order by index. */
+	/* Equal costs keep the order the rule was written in. */
 	if (x->cost != y->cost)
 		return x->cost - y->cost;
-	return x < y ? -1 : x > y;
+	return x->when < y->when ? -1 : x->when > y->when;
 }
 
 static int
@@ -422,6 +422,20 @@ rules_compile(struct filter *f, char *err, size_t errlen)
 
 		fr->cr = cr;
 		snprintf(fr->name, sizeof(fr->name), "rule#%zu", i + 1);
+		/* The name is one field of a log line and of sluice -T. */
+		for (const char *p = cr->name; p && *p; p++)
+			if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+			    *p == '"' || *p == '\\') {
+				ferr(err, errlen, "%s:%d: filter.rules.name: \"%s\": use "
+				    "printable ASCII without blanks, quotes or backslashes",
+				    c->path, cr->line, cr->name);
+				return -1;
+			}
+		if (cr->name && !*cr->name) {
+			ferr(err, errlen, "%s:%d: filter.rules.name: empty name",
+			    c->path, cr->line);
+			return -1;
+		}
 		if ((fr->conds = calloc(cr->nwhen, sizeof(*fr->conds))) == NULL)
 			goto nomem;
 		for (j = 0; j < cr->nwhen; j++) {
@@ -829,20 +843,6 @@ filter_decide(struct filter *f, const struct filter_req *q,
 		v->rule_name = "none";
 		return;
 	}
-	/* An IPv4-mapped IPv6 literal reaches the IPv4 address: the lists
-	 * name it as a dotted quad. */
-	struct filter_req q4;
-	if (q->host_len > 8 && q->host_len < 40 &&
-	    (memcmp(q->host, "[::ffff:", 8) == 0 || memcmp(q->host, "::ffff:", 7) == 0)) {
-		size_t off = q->host[0] == '[' ? 8 : 7;
-		size_t n = q->host_len - off - (q->host[0] == '[');
-		if (n >= 7 && strspn(q->host + off, "0123456789.") == n) {
-			q4 = *q;
-			q4.host = q->host + off;
-			q4.host_len = n;
-			q = &q4;
-		}
-	}
 	memset(f->acl_memo, 0, f->nacls * sizeof(*f->acl_memo));
 	memset(f->cat_memo, 0, f->ncats * sizeof(*f->cat_memo));
 	f->q = q;
@@ -952,7 +952,7 @@ filter_explain(struct filter *f, const struct filter_verdict *v, FILE *out)
 void
 filter_summary(const struct filter *f, char *buf, size_t len)
 {
-	size_t nd = 0, nu = 0, ne = 0, bytes = 0;
+	size_t nd = 0, nu = 0, ne = 0, bytes = 0, nojit = 0;
 
 	if (!f) {
 		snprintf(buf, len, "no filter rules");
@@ -962,13 +962,24 @@ filter_summary(const struct filter *f, char *buf, size_t len)
 		nd += f->cats[i].lc->ndomains;
 		nu += f->cats[i].lc->nurls;
 		ne += f->cats[i].lc->nexprs;
-		if (f->cats[i].rx)
+		if (f->cats[i].rx) {
 			bytes += filter_rx_bytes(f->cats[i].rx);
+			nojit += filter_rx_count(f->cats[i].rx) -
+			    filter_rx_jit_count(f->cats[i].rx);
+		}
+	}
+	for (size_t i = 0; i < f->nacls; i++) {
+		const struct filter_rx_set *sets[3] = { f->acls[i].url_rx,
+		    f->acls[i].path_rx, f->acls[i].ua_rx };
+		for (int k = 0; k < 3; k++)
+			if (sets[k])
+				nojit += filter_rx_count(sets[k]) - filter_rx_jit_count(sets[k]);
 	}
 	if (f->lists)
 		bytes += f->lists->bytes;
 	snprintf(buf, len, "%zu rules, %zu ACLs, %zu categories (%zu domains, "
-	    "%zu URLs, %zu expressions), %.1f MB, compiled in %.2f s",
+	    "%zu URLs, %zu expressions), %.1f MB, compiled in %.2f s%s",
 	    f->nrules, f->nacls, f->ncats, nd, nu, ne, (double)bytes / 1e6,
-	    f->compile_s);
+	    f->compile_s, nojit ? "; WARNING: some patterns could not be "
+	    "JIT-compiled and run in the slower interpreter" : "");
 }

@@ -399,6 +399,17 @@ fl_port(const char *s, size_t n)
 }
 
 /* A urls line: [http[s]://]host[:port][/path] → canonical → the set. */
+/* Slashes in the path of a canonical entry (before any '?'). */
+static size_t
+fl_slashes(const char *s, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && s[i] != '?'; i++)
+		k += s[i] == '/';
+	return k;
+}
+
 static int
 fl_url_line(struct filter_urls *u, const struct fl_file *f, const char *s,
     size_t n, struct fl_err *e)
@@ -460,6 +471,9 @@ fl_url_line(struct filter_urls *u, const struct fl_file *f, const char *s,
 		    sizeof(out));
 		if (rc < 0) {
 			why = url_norm_strerror(rc);
+		} else if (fl_slashes(out, (size_t)rc) > FILTER_URLS_MAX_BOUNDARIES) {
+			/* Lookups stop there: an entry deeper could never match. */
+			why = "more than 32 path segments";
 		} else {
 			skip = filter_urls_strip_www(out, (size_t)rc);
 			if (filter_urls_add(u, out + skip, (size_t)rc - skip)

@@ -98,8 +98,8 @@ filter_test_main(const struct sluice_conf *c, const char *url,
 		return 1;
 	}
 	if (tunnel)
-		n = snprintf(canon, sizeof(canon), "%s%s%s:%d", u.host_is_ipv6 ? "[" : "",
-		    host, u.host_is_ipv6 ? "]" : "", u.port);
+		/* url_norm_host already brackets an IPv6 literal. */
+		n = snprintf(canon, sizeof(canon), "%s:%d", host, u.port);
 	else
 		n = url_norm(u.host, strlen(u.host), u.port, u.path, u.path_len,
 		    canon, sizeof(canon));
@@ -124,6 +124,12 @@ filter_test_main(const struct sluice_conf *c, const char *url,
 	localtime_r(&now, &tm);
 	q.url = canon;
 	q.url_len = (size_t)n;
+	/* The worker's host has no brackets (http_url keeps IPv6 bare). */
+	if (host[0] == '[') {
+		size_t hl = strlen(host);
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
 	q.host = host;
 	q.host_len = strlen(host);
 	q.port = u.port;

@@ -322,7 +322,7 @@ main(int argc, char **argv)
 			return 1;
 		}
 		if (f) {
-			char sum[256];
+			char sum[512];
 			filter_summary(f, sum, sizeof(sum));
 			fprintf(stderr, "sluice: URL filter: %s\n", sum);
 		}

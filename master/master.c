@@ -199,7 +199,7 @@ master_reload(struct master *m)
 		return;
 	}
 	if (g->filter) {
-		char sum[256];
+		char sum[512];
 		filter_summary(g->filter, sum, sizeof(sum));
 		log_notice("URL filter: %s", sum);
 	}
@@ -491,7 +491,7 @@ master_run(const char *conf_path, struct sluice_conf *conf, bool foreground)
 	if (filter_compile(conf, &g->filter, err, sizeof(err)) < 0)
 		master_die(m, "%s", err);
 	if (g->filter) {
-		char sum[256];
+		char sum[512];
 		filter_summary(g->filter, sum, sizeof(sum));
 		log_notice("URL filter: %s", sum);
 	}

@@ -162,7 +162,7 @@ conn_filter_request(struct conn *c)
 	struct req *r = c->req;
 	struct filter_req q;
 	struct filter_verdict v;
-	char host[URL_NORM_HOST_MAX + 1];
+	char host[URL_NORM_HOST_MAX + 16];	/* "[" host "]:" port */
 	int n;
 
 	memset(&q, 0, sizeof(q));
@@ -173,6 +173,10 @@ conn_filter_request(struct conn *c)
 	if (r->is_connect) {
 		n = snprintf(host, sizeof(host), "%s%s%s:%d", r->url.host_is_ipv6 ?
 		    "[" : "", r->url.host, r->url.host_is_ipv6 ? "]" : "", r->port);
+		if (n < 0 || (size_t)n >= sizeof(host)) {
+			conn_error(c, 400, "The CONNECT target is too long.");
+			return true;
+		}
 		q.url = host;
 		q.url_len = (size_t)n;
 		q.connect = true;
@@ -201,7 +205,6 @@ conn_filter_request(struct conn *c)
 		block(c, &v);
 		return true;
 	}
-	stat_add(c, STAT_filter_allowed, 1);
 	if (r->is_connect && want_peek(c)) {
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -217,8 +220,9 @@ conn_filter_request(struct conn *c)
 		stat_add(c, STAT_filter_sni_peeks, 1);
 		c->state = C_PEEK;
 		conn_set_deadline(c, (uint64_t)w->conf->timeouts.client_header * 1000);
-		return true;
+		return true;	/* counted after the second decision */
 	}
+	stat_add(c, STAT_filter_allowed, 1);
 	return false;
 }
 
@@ -230,6 +234,7 @@ peek_default(struct conn *c, const char *why)
 
 	stat_add(c, STAT_filter_sni_default, 1);
 	if (c->w->conf->filter.sni_default_allow) {
+		stat_add(c, STAT_filter_allowed, 1);
 		r->peeked = true;
 		conn_start_upstream(c);
 		return;
@@ -327,6 +332,7 @@ conn_filter_peek_step(struct conn *c)
 		c->linger = false;
 		return true;
 	}
+	stat_add(c, STAT_filter_allowed, 1);
 	r->peeked = true;
 	conn_start_upstream(c);
 	return true;

@@ -27,6 +27,13 @@ import time
 from harness import *
 from origin import *
 
+def accepts(host, port):
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
 S = {}
 HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "..", "..", "bench", "gen_lists.py")
@@ -480,6 +487,84 @@ def redos():
     expect(1 <= txt.count("hit the PCRE2 match") <= 2, "logged %d times" % txt.count("hit the PCRE2 match"), txt[-2000:])
 
 
+class ReverseSluice(Sluice):
+    """A Sluice with a reverse listener next to its forward one."""
+
+    def __init__(self, rport, origin_port, conf, **kw):
+        self.rport, self.oport, self.base = rport, origin_port, conf
+        super().__init__(conf=conf, **kw)
+
+    def config(self, port=None):
+        port = port or self.port
+        self.overrides = merge(self.base, {"listen": [
+            {"address": "127.0.0.1", "port": port},
+            {"address": "127.0.0.1", "port": self.rport, "mode": "reverse",
+             "origin": "http://127.0.0.1:%d" % self.oport}]})
+        return Sluice.config(self, port)
+
+
+@case("reverse listener: path rules see the origin-form path (GET /secret/x is denied, /public/x allowed)")
+def reverse_paths():
+    o = S["o"]
+    rport = free_port()
+    conf = {"filter": {"acls": [{"name": "secret", "urlpath_regex": ["^/secret/"]},
+                                {"name": "any", "src": ["127.0.0.0/8"]}],
+                       "rules": [{"name": "no-secret", "action": "deny", "when": ["secret"]},
+                                 {"action": "allow", "when": ["any"]}]}}
+    sl = ReverseSluice(rport, o.port, conf)
+    expect(poll(lambda: accepts("127.0.0.1", rport), 5), "reverse port not accepting", sl.diag())
+    n0 = origin_count()
+    for path in (b"/secret/plans", b"/public/../secret/plans", b"/secret/%2e/plans",
+                 b"/x/../secret/plans", b"/x/..;/secret/plans"):
+        r = request(rport, b"GET " + path + b" HTTP/1.1\r\nHost: www.example.test\r\n\r\n",
+                    close_wait=3)
+        expect_eq(r.status, 403, "status for %r" % path, r)
+    expect_eq(origin_count(), n0, "origin bytes")
+    r = request(rport, b"GET /public/x HTTP/1.1\r\nHost: www.example.test\r\n\r\n", close_wait=3)
+    expect_eq(r.status, 200, "public", r)
+    sl.stop()
+
+
+@case("paths with dot segments are forwarded resolved, so the origin serves what the filter decided on")
+def dot_segments_forwarded():
+    o = S["o"]
+    n0 = len(o.requests)
+    for raw, want in ((b"/x//../y", b"/x/y"), (b"/a/%2e%2e/b?q=/../z", b"/b?q=/../z"),
+                      (b"/a/..;/c", b"/c"), (b"/keep//double", b"/keep//double")):
+        r = fetch(url("ok.test", raw.decode()))
+        expect_eq(r.status, 200, "status", r)
+        expect(o.wait_requests(n0 + 1), "origin got nothing")
+        got = o.requests[n0].raw_head.split(b"\r\n")[0]
+        expect_eq(got, b"GET " + want + b" HTTP/1.1", "request line at the origin")
+        n0 += 1
+    # the //.. trick against a URL-prefix entry: /bad/ is listed for good.test
+    r = fetch(url("good.test", "/bad//../y"), bind=STUDENT)
+    expect_eq(r.status, 403, "good.test/bad//../y (RFC 3986: /bad/y)", r)
+
+
+@case("IPv4-mapped IPv6 hosts are the IPv4 host for URL entries and url_regex too")
+def v4mapped_urls():
+    p = S["o"].port
+    for u in ("http://[::ffff:127.9.9.9]:%d/" % p, "http://[::ffff:7f09:909]:%d/" % p):
+        expect_eq(fetch(u, bind=STUDENT).status, 403, u)
+    rc, out = run_sluice(["-f", S["sl"].conf_path, "-T", "http://[::ffff:127.9.9.9]/", "-c", STUDENT])
+    expect(rc == 2 and "canonical: http://127.9.9.9/" in out, "-T", out)
+
+
+@case("a CONNECT to a 253-byte name with a regex rule: decided, no overflow")
+def connect_long_name():
+    name = ".".join(["a" * 63] * 3 + ["b" * 61])
+    r = request(S["sl"].port, b"CONNECT %s:443 HTTP/1.1\r\nHost: x\r\n\r\n" % name.encode(),
+                bind=TEACHER, close_wait=3)
+    expect_in(r.status, (403, 502, 504), "status", r)
+
+
+@case("sluice -T with an IPv6 CONNECT decides like a worker")
+def dash_T_v6():
+    rc, out = run_sluice(["-f", S["sl"].conf_path, "-T", "https://[2001:db8::1]/x"])
+    expect("canonical: [2001:db8::1]:443" in out, "canonical", out)
+
+
 @case("sluice -T: decision, rule, category and list entry; exit 2 denied, 0 allowed")
 def dash_T():
     cp = S["sl"].conf_path
@@ -522,7 +607,7 @@ def dash_t_broken():
            "offset" in out, "expression error", out)
 
 
-@case("reload with a broken list keeps the old lists serving; a fixed list then applies")
+@case("reload with a broken list keeps the old lists serving; a fixed list then applies; a request in flight completes")
 def reload_lists():
     sl = S["sl"]
     dom = os.path.join(S["lists"], "adult", "domains")
@@ -530,7 +615,19 @@ def reload_lists():
         good = f.read()
     # later.test is allowed now
     expect_eq(fetch(url("later.test", "/before"), bind=STUDENT).status, 200, "before")
-    gen0 = sl.worker_pids()
+    # a slow response in flight across both reloads must complete
+    def slow(req, conn):
+        time.sleep(3)
+        return response(200, b"slow-body" * 1000)
+    so = new_origin(serve(slow))
+    inflight = {}
+
+    def slow_fetch():
+        r = fetch("http://ok.test:%d/slow" % so.port, bind=STUDENT)
+        inflight["r"] = (r.status, r.body)
+    th = threading.Thread(target=slow_fetch)
+    th.start()
+    time.sleep(0.5)
     write(dom, good + "later.test\nthis is \x00 junk\n")
     sl.reload()
     expect(poll(lambda: "reload failed" in sl.stderr_text(), 10), "no reload failure logged",
@@ -540,11 +637,12 @@ def reload_lists():
     expect_eq(fetch(url("adult.test", "/after-bad"), bind=STUDENT).status, 403, "old list")
     expect_eq(fetch(url("later.test", "/after-bad"), bind=STUDENT).status, 200, "new entry leaked")
     write(dom, good + "later.test\n")
-    # a long download in flight across the reload is not dropped
     sl.reload()
     expect(poll(lambda: fetch(url("later.test", "/after-fix"), bind=STUDENT).status == 403, 10),
            "fixed list not applied")
     expect_eq(fetch(url("adult.test", "/still"), bind=STUDENT).status, 403, "adult after reload")
+    th.join(15)
+    expect_eq(inflight.get("r"), (200, b"slow-body" * 1000), "the request in flight across the reloads")
     write(dom, good)
 
 
