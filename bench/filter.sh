@@ -18,6 +18,10 @@
 #      subtracted.
 #   4. bench/run.sh measures proxied 1 KiB req/s of sluice without and
 #      with the big filter (peer "sluice-filter"), in one run.
+#   5. sluice with 4 workers and the big filter: the master's and each
+#      worker's memory (smaps_rollup: what is shared, what is private),
+#      then a HUP under wrk load: the time to "configuration reloaded"
+#      and whether any request failed.
 #
 # What it assumes: run from a built tree (make sluice bench/filter_bench);
 # python3; for step 4 everything bench/run.sh needs, and root.  Only
@@ -169,3 +173,98 @@ if [ "$PROXY" = 1 ]; then
 	SLUICE=$SLUICE SLUICE_FILTER_CONF=$TMP/filter-section.conf \
 		"$BENCH_DIR/run.sh" $QUICK --peers "sluice sluice-filter" --tests 1k
 fi
+
+[ "$PROXY" = 1 ] || exit 0
+echo "== memory per worker, and a reload of the big lists under load"
+PORTS=$(python3 -c 'import socket
+ss=[socket.socket() for _ in range(2)]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+read -r OPORT PPORT <<<"$PORTS"
+cat >"$TMP/origin.py" <<'PY'
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+BODY = b"x" * 1024
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(BODY)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+python3 "$TMP/origin.py" "$OPORT" &
+OPID=$!
+cat >"$TMP/reload.conf" <<CONF
+workers = 4;
+pidfile = "$TMP/sluice.pid";
+access_log = { path = ""; };
+listen = ( { address = "127.0.0.1"; port = $PPORT; } );
+clients = [ "127.0.0.0/8" ];
+blocked_destinations = [];
+cache = { enabled = false; };
+CONF
+cat "$TMP/filter-section.conf" >>"$TMP/reload.conf"
+"$SLUICE" -d -f "$TMP/reload.conf" 2>"$TMP/reload.err" &
+SPID=$!
+stop_all() { kill "$SPID" "$OPID" 2>/dev/null || true; wait 2>/dev/null || true; }
+ok=0
+for _ in $(seq 100); do
+	if curl -s -o /dev/null -x "http://127.0.0.1:$PPORT" "http://127.0.0.1:$OPORT/1k"; then ok=1; break; fi
+	sleep 0.1
+done
+if [ "$ok" != 1 ]; then
+	echo "   sluice did not start:"; tail -5 "$TMP/reload.err"; stop_all; exit 1
+fi
+# every worker decides some requests before its memory is read
+for i in $(seq 200); do
+	curl -s -o /dev/null -x "http://127.0.0.1:$PPORT" "http://127.0.0.1:$OPORT/warm$i" &
+done
+wait $(jobs -p | grep -v -e "^$SPID\$" -e "^$OPID\$") 2>/dev/null || true
+python3 - "$SPID" <<'PY'
+import os, sys
+def roll(pid):
+    d = {}
+    for ln in open("/proc/%d/smaps_rollup" % pid):
+        p = ln.split()
+        if len(p) >= 3 and p[-1] == "kB":
+            d[p[0].rstrip(":")] = int(p[1])
+    return d
+m = int(sys.argv[1])
+kids = []
+for t in os.listdir("/proc/%d/task" % m):
+    kids += [int(x) for x in open("/proc/%d/task/%s/children" % (m, t)).read().split()]
+mr = roll(m)
+print("   master: Rss %.1f MB (the compiled lists; workers inherit them)" % (mr["Rss"] / 1024))
+tot = 0
+for k in sorted(kids):
+    r = roll(k)
+    tot += r["Private_Dirty"]
+    print("   worker %d: Rss %.1f MB, Pss %.1f MB, Private_Dirty %.1f MB"
+          % (k, r["Rss"] / 1024, r["Pss"] / 1024, r["Private_Dirty"] / 1024))
+print("   %d workers hold %.1f MB of private pages in all" % (len(kids), tot / 1024))
+PY
+if ! command -v wrk >/dev/null; then
+	echo "   no wrk: reload under load skipped"; stop_all; exit 0
+fi
+wrk -t1 -c32 -d8s -s "$BENCH_DIR/wrk-proxy.lua" "http://127.0.0.1:$PPORT/" -- \
+	"http://127.0.0.1:$OPORT/1k" >"$TMP/wrk.out" 2>&1 &
+WPID=$!
+sleep 3
+t0=$(date +%s.%N)
+kill -HUP "$SPID"
+for _ in $(seq 250); do
+	grep -q "configuration reloaded" "$TMP/reload.err" && break
+	sleep 0.02
+done
+t1=$(date +%s.%N)
+wait "$WPID" || true
+python3 -c 'import sys; print("   HUP to \"configuration reloaded\" (lists compiled again, 4 workers forked): %.2f s" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$t1"
+grep -E 'requests in|Non-2xx|Socket errors' "$TMP/wrk.out" | sed 's/^ */   wrk: /'
+grep -q 'Non-2xx\|Socket errors' "$TMP/wrk.out" ||
+	echo "   wrk: no error and no non-2xx answer across the reload"
+stop_all
