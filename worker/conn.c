@@ -41,6 +41,8 @@
 #define TUNNEL_BUF	65536		/* CONNECT relay buffers */
 #define LINGER_MS	2000		/* drain time after our last answer */
 
+#define STOP_IDLE_GRACE_MS 1000	/* idle keep-alive connections at a graceful stop */
+
 static void conn_run(struct conn *c);
 static void conn_io(struct ev_loop *loop, struct ev_io *io, uint32_t ev);
 static void conn_timer(struct ev_loop *loop, struct ev_timer *t);
@@ -888,7 +890,11 @@ finish_request(struct conn *c)
 		else
 			upstream_close(c->w->pool, u);
 	}
-	bool close_after = r->close_after || c->w->stopping;
+	/* A head that promised keep-alive is kept, even when a graceful
+	 * stop began meanwhile: the client may be sending its next request
+	 * already.  That one is answered with Connection: close; a
+	 * connection that stays idle goes after the stop grace. */
+	bool close_after = r->close_after;
 	req_free(c);
 	if (close_after) {
 		c->state = C_FLUSH;
@@ -898,7 +904,8 @@ finish_request(struct conn *c)
 	c->state = C_IDLE;
 	buf_release(&c->in);
 	buf_release(&c->out);
-	set_deadline(c, (uint64_t)c->w->conf->timeouts.keepalive * 1000);
+	set_deadline(c, c->w->stopping ? STOP_IDLE_GRACE_MS :
+	    (uint64_t)c->w->conf->timeouts.keepalive * 1000);
 }
 
 /* ---- tunnels ------------------------------------------------------------- */
@@ -1011,13 +1018,10 @@ step_head(struct conn *c)
 		if (n == -1) {
 			if (c->state == C_IDLE) {
 				buf_release(&c->in);
-				/* Stopping: an idle connection with nothing to
-				 * read goes now; one whose request arrived is
-				 * served first (and closed after). */
-				if (w->stopping && c->nreq > 0) {
-					c->state = C_CLOSED;
-					return true;
-				}
+				/* Stopping: an idle connection waits out the
+				 * stop grace (conn_stop_idle) for a request
+				 * already on its way, which is served and then
+				 * closed. */
 			}
 			return false;
 		}
@@ -1288,7 +1292,7 @@ conn_timer(struct ev_loop *loop, struct ev_timer *t)
 	conn_run(c);
 }
 
-/* Graceful stop: close idle connections, let busy ones finish. */
+/* Graceful stop: idle connections get a short grace, busy ones finish. */
 void
 conn_stop_idle(struct worker *w)
 {
@@ -1308,8 +1312,13 @@ conn_stop_idle(struct worker *w)
 		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
 			c->rd_ready = true;
 			ev_timer_start(w->loop, &c->kick, 0);
-		} else
-			conn_free(c);
+		} else if (c->deadline > ev_now(w->loop) + STOP_IDLE_GRACE_MS) {
+			/* Not closed at once: a busy client's next request is
+			 * often already on the wire, and closing under it loses
+			 * it.  One that arrives within the grace is served (with
+			 * Connection: close); an idle one is closed after it. */
+			set_deadline(c, STOP_IDLE_GRACE_MS);
+		}
 	}
 }
 

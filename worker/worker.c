@@ -145,8 +145,9 @@ on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t ev)
 	}
 }
 
-/* Graceful stop: no more accepts, idle connections closed, busy ones
- * finish; exit when none are left or at the shutdown deadline. */
+/* Graceful stop: no more accepts, idle connections closed after a short
+ * grace (conn_stop_idle), busy ones finish; exit when none are left or
+ * at the shutdown deadline. */
 static void
 worker_stop_graceful(struct worker_rt *rt)
 {

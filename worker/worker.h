@@ -8,9 +8,11 @@
  * Signals a worker honours (the master sends them):
  *   SIGTERM, SIGINT  fast stop: close everything, exit now.
  *   SIGQUIT          graceful stop: stop accepting, finish in-flight
- *                    requests (keep-alive connections are closed after
- *                    their current response), exit when none are left or
- *                    after conf->timeouts.shutdown seconds.
+ *                    requests; a keep-alive connection gets one second
+ *                    for a request already on its way (answered with
+ *                    Connection: close) and is closed after it; exit
+ *                    when none are left or after conf->timeouts.shutdown
+ *                    seconds.
  *   SIGUSR1          reopen the access log and a file error log.
  * A worker also exits (gracefully) when the master dies: it watches the
  * read end of a pipe whose write end only the master holds.

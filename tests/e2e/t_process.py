@@ -148,6 +148,62 @@ def hup_good():
 T.append(("F17 HUP with a good config: new behaviour within seconds, no failed request", hup_good))
 
 
+def hup_keepalive():
+    """Clients that keep their connections alive and send back to back
+    (a load generator, a busy browser): a response whose head promised
+    keep-alive is followed by the client's next request at once, also
+    when a reload began meanwhile.  Every request must get a complete
+    200; a connection may only end after a response that said close."""
+    o = new_origin()
+    sl = Sluice()
+    expect(sl.wait_workers(2), "workers", sl.diag())
+    stop = [False]
+    stats = {"ok": 0, "bad": [], "closes": 0}
+    lock = threading.Lock()
+
+    def client():
+        c = None
+        while not stop[0]:
+            if c is None:
+                c = Client(sl.port, timeout=10)
+            try:
+                c.send(build("GET", o.url("/ka")))
+                r = c.read_response()
+                good = r.status == 200 and r.body == b"ok GET /ka"
+            except Exception as e:  # a lost request
+                good, r = False, e
+            with lock:
+                if good:
+                    stats["ok"] += 1
+                else:
+                    stats["bad"].append(repr(r)[:200])
+            if not good or r.conn_close():
+                with lock:
+                    stats["closes"] += good
+                c.close()
+                c = None
+        if c:
+            c.close()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(8)]
+    for t in threads:
+        t.start()
+    expect(poll(lambda: stats["ok"] > 200, 10), "load did not start")
+    for _ in range(2):
+        sl.reload()
+        time.sleep(1.5)
+    stop[0] = True
+    for t in threads:
+        t.join(15)
+    expect(not stats["bad"], "%d requests failed across the reloads (%d ok)" % (
+        len(stats["bad"]), stats["ok"]), stats["bad"][:3])
+    expect(stats["closes"] >= 8, "no Connection: close from the old workers", stats)
+    sl.stop()
+
+
+T.append(("F17 HUP under keep-alive load: every request answered, connections end only after Connection: close",
+          hup_keepalive))
+
+
 SIZE = 50 * 1024 * 1024
 BLOCK = bytes(range(256)) * 256   # 64 KiB pattern
 
