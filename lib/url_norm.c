@@ -105,7 +105,7 @@ has_ace_label(const char *s)
 	const char *p = s;
 
 	for (;;) {
-		if (strncmp(p, "xn--", 4) == 0)
+		if (p[0] == 'x' && p[1] == 'n' && p[2] == '-' && p[3] == '-')
 			return true;
 		p = strchr(p, '.');
 		if (p == NULL)
@@ -176,6 +176,49 @@ ends_in_number(const char *s, size_t n)
 	return true;
 }
 
+/* Is s exactly four decimal octets 0-255 without leading zeros? */
+static bool
+ipv4_canonical(const char *s)
+{
+	for (int part = 0; part < 4; part++) {
+		unsigned v = 0;
+		int nd = 0;
+
+		if (part > 0 && *s++ != '.')
+			return false;
+		while (*s >= '0' && *s <= '9' && nd < 4) {
+			v = v * 10 + (unsigned)(*s++ - '0');
+			nd++;
+		}
+		if (nd == 0 || nd > 3 || v > 255 || (nd > 1 && s[-nd] == '0'))
+			return false;
+	}
+	return *s == '\0';
+}
+
+/* "a.b.c.d" of a (network order) into txt (16 bytes); the length.
+ * By hand: inet_ntop formats through sprintf, a cost on every request. */
+static size_t
+ipv4_format(const struct in_addr *a, char *txt)
+{
+	const unsigned char *b = (const unsigned char *)&a->s_addr;
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = b[i];
+
+		if (i > 0)
+			txt[n++] = '.';
+		if (v >= 100)
+			txt[n++] = (char)('0' + v / 100);
+		if (v >= 10)
+			txt[n++] = (char)('0' + v / 10 % 10);
+		txt[n++] = (char)('0' + v % 10);
+	}
+	txt[n] = '\0';
+	return n;
+}
+
 /* Numeric IPv4 in any inet_aton form → dotted quad into w. */
 static int
 host_ipv4(const char *buf, struct wbuf *w)
@@ -191,11 +234,14 @@ host_ipv4(const char *buf, struct wbuf *w)
 	for (s = buf; *s != '\0'; s++)
 		if (http_hexval((unsigned char)*s) < 0 && *s != 'x' && *s != '.')
 			return URL_NORM_E_HOST;
+	/* The common case, already a dotted quad, is copied as it is. */
+	if (ipv4_canonical(buf)) {
+		w_puts(w, buf, strlen(buf));
+		return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
+	}
 	if (inet_aton(buf, &a) == 0)
 		return URL_NORM_E_HOST;
-	if (inet_ntop(AF_INET, &a, txt, sizeof(txt)) == NULL)
-		return URL_NORM_E_HOST;
-	w_puts(w, txt, strlen(txt));
+	w_puts(w, txt, ipv4_format(&a, txt));
 	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
 }
 
@@ -211,9 +257,10 @@ host_ipv6(const char *s, struct wbuf *w)
 	/* An IPv4-mapped address reaches the IPv4 host: one spelling,
 	 * the dotted quad, so lists naming the IPv4 address match it. */
 	if (IN6_IS_ADDR_V4MAPPED(&a)) {
-		if (inet_ntop(AF_INET, &a.s6_addr[12], txt, sizeof(txt)) == NULL)
-			return URL_NORM_E_HOST;
-		w_puts(w, txt, strlen(txt));
+		struct in_addr a4;
+
+		memcpy(&a4, &a.s6_addr[12], 4);
+		w_puts(w, txt, ipv4_format(&a4, txt));
 		return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
 	}
 	if (inet_ntop(AF_INET6, &a, txt, sizeof(txt)) == NULL)

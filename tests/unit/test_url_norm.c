@@ -83,6 +83,12 @@ static const struct norm_case cases[] = {
 	HOST("v4_two_parts", "127.1", "127.0.0.1"),
 	HOST("v4_mixed", "0x7f.0.01", "127.0.0.1"),
 	HOST("v4_zero", "0", "0.0.0.0"),
+	HOST("v4_quad_max", "255.255.255.255", "255.255.255.255"),
+	HOST("v4_quad_zeros", "0.0.0.0", "0.0.0.0"),
+	HOST("v4_quad_leading_zero", "10.010.1.1", "10.8.1.1"),	/* octal, not copied */
+	HOST("v4_quad_mixed_width", "1.22.133.4", "1.22.133.4"),
+	HOSTERR("v4_quad_256", "1.2.256.4", URL_NORM_E_HOST),
+	HOSTERR("v4_quad_four_digits", "1.2.3.1000", URL_NORM_E_HOST),
 	HOST("v4_max", "4294967295", "255.255.255.255"),
 	HOSTERR("v4_overflow", "4294967296", URL_NORM_E_HOST),
 	HOSTERR("v4_part_overflow", "1.2.3.256", URL_NORM_E_HOST),
