@@ -505,6 +505,26 @@ query_write(const char *s, size_t n, struct wbuf *w)
 	return w->full ? URL_NORM_E_TOOLONG : URL_NORM_OK;
 }
 
+/* Path and query of path[0..plen) into w; a fragment is not part of
+ * what is requested and is dropped. */
+static int
+target_write(const char *path, size_t plen, struct wbuf *w, bool collapse)
+{
+	const char *q;
+	size_t pathlen;
+	int rc;
+
+	q = plen > 0 ? memchr(path, '#', plen) : NULL;
+	if (q != NULL)
+		plen = (size_t)(q - path);
+	q = plen > 0 ? memchr(path, '?', plen) : NULL;
+	pathlen = q != NULL ? (size_t)(q - path) : plen;
+	rc = path_write(path, pathlen, w, collapse);
+	if (rc == URL_NORM_OK && q != NULL)
+		rc = query_write(q + 1, plen - pathlen - 1, w);
+	return rc;
+}
+
 /* ---- API ------------------------------------------------------------ */
 
 static void
@@ -541,8 +561,6 @@ url_norm(const char *host, size_t hlen, int port, const char *path,
     size_t plen, char *out, size_t outsz)
 {
 	struct wbuf w;
-	const char *q;
-	size_t pathlen;
 	int rc;
 
 	if (out == NULL || outsz == 0)
@@ -572,17 +590,8 @@ url_norm(const char *host, size_t hlen, int port, const char *path,
 		if (w.full)
 			rc = URL_NORM_E_TOOLONG;
 	}
-	if (rc == URL_NORM_OK) {
-		/* A fragment is not part of what is requested. */
-		q = plen > 0 ? memchr(path, '#', plen) : NULL;
-		if (q != NULL)
-			plen = (size_t)(q - path);
-		q = plen > 0 ? memchr(path, '?', plen) : NULL;
-		pathlen = q != NULL ? (size_t)(q - path) : plen;
-		rc = path_write(path, pathlen, &w, true);
-		if (rc == URL_NORM_OK && q != NULL)
-			rc = query_write(q + 1, plen - pathlen - 1, &w);
-	}
+	if (rc == URL_NORM_OK)
+		rc = target_write(path, plen, &w, true);
 	if (rc != URL_NORM_OK) {
 		out[0] = '\0';
 		return rc;
@@ -613,8 +622,6 @@ int
 url_norm_target(const char *path, size_t plen, char *out, size_t outsz)
 {
 	struct wbuf w;
-	const char *q;
-	size_t pathlen;
 	int rc;
 
 	if (out == NULL || outsz == 0)
@@ -624,15 +631,8 @@ url_norm_target(const char *path, size_t plen, char *out, size_t outsz)
 		plen = 0;
 	if (plen > 0 && memchr(path, '\0', plen) != NULL)
 		return URL_NORM_E_PATH;
-	q = plen > 0 ? memchr(path, '#', plen) : NULL;
-	if (q != NULL)
-		plen = (size_t)(q - path);
 	w_init(&w, out, outsz);
-	q = plen > 0 ? memchr(path, '?', plen) : NULL;
-	pathlen = q != NULL ? (size_t)(q - path) : plen;
-	rc = path_write(path, pathlen, &w, false);
-	if (rc == URL_NORM_OK && q != NULL)
-		rc = query_write(q + 1, plen - pathlen - 1, &w);
+	rc = target_write(path, plen, &w, false);
 	if (rc != URL_NORM_OK) {
 		out[0] = '\0';
 		return rc;
