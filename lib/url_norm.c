@@ -424,26 +424,53 @@ dot_segment(const char *seg, size_t n)
 }
 
 /*
+ * Length of the segment separator at s[j] (j < n), or 0.  The filter
+ * reads a path the broadest way an origin might: besides '/', a '\'
+ * (Windows and WHATWG-style parsers) and an escaped "%2F" or "%5C"
+ * (origins that decode before they split, nginx among them) end a
+ * segment.  At worst a path is blocked that one origin would not read
+ * so; never the other way round.
+ */
+static size_t
+sep_len(const char *s, size_t j, size_t n, bool broad)
+{
+	if (s[j] == '/')
+		return 1;
+	if (!broad)
+		return 0;
+	if (s[j] == '\\')
+		return 1;
+	if (s[j] == '%' && j + 2 < n && (s[j + 1] == '2' || s[j + 1] == '5') &&
+	    ((s[j + 1] == '2' && (s[j + 2] == 'f' || s[j + 2] == 'F')) ||
+	    (s[j + 1] == '5' && (s[j + 2] == 'c' || s[j + 2] == 'C'))))
+		return 3;
+	return 0;
+}
+
+/*
  * Path part s[0..n): segment by segment into w, unreserved escapes
  * decoded, dot segments removed as RFC 3986 5.2.4 does: an empty
- * segment is a segment, so "/a//../b" is "/a/b".  With collapse, runs
- * of '/' are then folded into one, after the dot segments (folding
- * first would let "/a//.." remove "a" where the origin removes "").
+ * segment is a segment, so "/a//../b" is "/a/b".  broad (the filter's
+ * form) also splits at the separators of sep_len, drops a segment's
+ * ";parameters" (servlet containers serve "/a;jsessionid=1/b" as
+ * "/a/b") and folds runs of '/' after the dot segments are gone
+ * (folding first would let "/a//.." remove "a" where the origin
+ * removes "").
  */
 static int
-path_write(const char *s, size_t n, struct wbuf *w, bool collapse)
+path_write(const char *s, size_t n, struct wbuf *w, bool broad)
 {
 	size_t base = w->len;
-	size_t i = 0, j, mark;
+	size_t i = 0, j, mark, sl = 0;
 	bool trailing = false;
 	int rc, dots;
 
-	if (n > 0 && s[0] == '/')
-		i = 1;		/* the leading '/' opens the first segment */
+	if (n > 0 && (sl = sep_len(s, 0, n, broad)) > 0)
+		i = sl;		/* the leading '/' opens the first segment */
 	while (i <= n) {
 		bool last;
 
-		for (j = i; j < n && s[j] != '/'; j++)
+		for (j = i; j < n && (sl = sep_len(s, j, n, broad)) == 0; j++)
 			;
 		last = (j == n);
 		if (j == i && last) {
@@ -461,6 +488,11 @@ path_write(const char *s, size_t n, struct wbuf *w, bool collapse)
 		if (w->full)
 			return URL_NORM_E_TOOLONG;
 		dots = dot_segment(w->p + mark + 1, w->len - mark - 1);
+		if (broad && dots == 0) {
+			char *semi = memchr(w->p + mark + 1, ';', w->len - mark - 1);
+			if (semi != NULL)
+				w->len = (size_t)(semi - w->p);
+		}
 		if (dots == 1) {
 			w->len = mark;
 			trailing = last;
@@ -475,11 +507,11 @@ path_write(const char *s, size_t n, struct wbuf *w, bool collapse)
 		} else {
 			trailing = false;
 		}
-		i = j + 1;
+		i = j + (last ? 1 : sl);
 	}
 	if (w->len == base || trailing)
 		w_putc(w, '/');
-	if (collapse && !w->full) {
+	if (broad && !w->full) {
 		size_t r, o = base;
 
 		for (r = base; r < w->len; r++)
@@ -600,20 +632,45 @@ url_norm(const char *host, size_t hlen, int port, const char *path,
 	return (int)w.len;
 }
 
+/* Is raw[0..n) a dot segment once "%2e" is read as '.'?  Same answers
+ * as dot_segment; only the dots may be escaped. */
+static int
+raw_dot_segment(const char *raw, size_t n)
+{
+	char seg[3];
+	size_t k = 0, i = 0;
+
+	while (i < n && k < 3) {
+		if (raw[i] == '.') {
+			seg[k++] = '.';
+			i++;
+		} else if (raw[i] == '%' && i + 2 < n && raw[i + 1] == '2' &&
+		    (raw[i + 2] == 'e' || raw[i + 2] == 'E')) {
+			seg[k++] = '.';
+			i += 3;
+		} else if (raw[i] == ';') {
+			seg[k++] = ';';
+			break;
+		} else
+			return 0;
+	}
+	if (i < n && raw[i] != ';')
+		return 0;	/* "...x": not a dot segment */
+	return dot_segment(seg, k);
+}
+
 bool
 url_norm_path_has_dots(const char *path, size_t plen)
 {
 	const char *q = memchr(path, '?', plen);
-	size_t n = q ? (size_t)(q - path) : plen;
+	size_t n = q ? (size_t)(q - path) : plen, i = 0, j;
 
-	for (size_t i = 0; i < n; i++) {
-		if (path[i] != '/' || i + 1 >= n)
-			continue;
-		if (path[i + 1] == '.')
+	while (i < n) {
+		for (j = i; j < n && path[j] != '/'; j++)
+			;
+		if (raw_dot_segment(path + i, j - i))
 			return true;
-		if (path[i + 1] == '%' && i + 3 < n && path[i + 2] == '2' &&
-		    (path[i + 3] == 'e' || path[i + 3] == 'E'))
-			return true;
+		i = j + 1;
 	}
 	return false;
 }
@@ -621,8 +678,9 @@ url_norm_path_has_dots(const char *path, size_t plen)
 int
 url_norm_target(const char *path, size_t plen, char *out, size_t outsz)
 {
-	struct wbuf w;
-	int rc;
+	const char *q;
+	size_t n, i = 0, j, o = 0;
+	bool trailing = false;
 
 	if (out == NULL || outsz == 0)
 		return URL_NORM_E_TOOLONG;
@@ -631,14 +689,47 @@ url_norm_target(const char *path, size_t plen, char *out, size_t outsz)
 		plen = 0;
 	if (plen > 0 && memchr(path, '\0', plen) != NULL)
 		return URL_NORM_E_PATH;
-	w_init(&w, out, outsz);
-	rc = target_write(path, plen, &w, false);
-	if (rc != URL_NORM_OK) {
-		out[0] = '\0';
-		return rc;
+	if ((q = memchr(path, '#', plen)) != NULL)
+		plen = (size_t)(q - path);
+	q = memchr(path, '?', plen);
+	n = q ? (size_t)(q - path) : plen;
+	/* Every output byte is an input byte, plus a leading '/'. */
+	if (plen + 2 > outsz || plen + 2 > (size_t)INT_MAX)
+		return URL_NORM_E_TOOLONG;
+	if (n > 0 && path[0] == '/')
+		i = 1;
+	while (i <= n) {
+		int dots;
+
+		for (j = i; j < n && path[j] != '/'; j++)
+			;
+		if (j == i && j == n) {
+			trailing = true;
+			break;
+		}
+		dots = raw_dot_segment(path + i, j - i);
+		if (dots == 2) {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+		} else if (dots == 0) {
+			/* Everything else goes as the client wrote it. */
+			out[o++] = '/';
+			memcpy(out + o, path + i, j - i);
+			o += j - i;
+		}
+		trailing = dots != 0 && j == n;
+		i = j + 1;
 	}
-	out[w.len] = '\0';
-	return (int)w.len;
+	if (o == 0 || trailing)
+		out[o++] = '/';
+	if (q != NULL) {
+		memcpy(out + o, q, plen - n);
+		o += plen - n;
+	}
+	out[o] = '\0';
+	return (int)o;
 }
 
 const char *

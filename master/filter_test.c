@@ -100,9 +100,28 @@ filter_test_main(const struct sluice_conf *c, const char *url,
 	if (tunnel)
 		/* url_norm_host already brackets an IPv6 literal. */
 		n = snprintf(canon, sizeof(canon), "%s:%d", host, u.port);
-	else
-		n = url_norm(u.host, strlen(u.host), u.port, u.path, u.path_len,
+	else {
+		/* As proxy_route does: a path with dot segments is decided
+		 * (and forwarded) resolved. */
+		const char *path = u.path;
+		size_t plen = u.path_len;
+		char *rp = NULL;
+
+		if (path && url_norm_path_has_dots(path, plen)) {
+			if ((rp = malloc(plen + 2)) == NULL ||
+			    (n = url_norm_target(path, plen, rp, plen + 2)) < 0) {
+				fprintf(stderr, "sluice: %s: invalid path\n", url);
+				free(rp);
+				free(full);
+				return 1;
+			}
+			path = rp;
+			plen = (size_t)n;
+		}
+		n = url_norm(u.host, strlen(u.host), u.port, path, plen,
 		    canon, sizeof(canon));
+		free(rp);
+	}
 	if (n < 0) {
 		fprintf(stderr, "sluice: %s: %s\n", url, url_norm_strerror(n));
 		free(full);

@@ -525,7 +525,7 @@ def reverse_paths():
     sl.stop()
 
 
-@case("paths with dot segments are forwarded resolved, so the origin serves what the filter decided on")
+@case("paths with dot segments are forwarded resolved (the rest byte for byte); %2F, backslash and ;params cannot hide a listed path")
 def dot_segments_forwarded():
     o = S["o"]
     n0 = len(o.requests)
@@ -540,6 +540,21 @@ def dot_segments_forwarded():
     # the //.. trick against a URL-prefix entry: /bad/ is listed for good.test
     r = fetch(url("good.test", "/bad//../y"), bind=STUDENT)
     expect_eq(r.status, 403, "good.test/bad//../y (RFC 3986: /bad/y)", r)
+    # spellings some origins read as /bad/y: decoded slashes, backslashes,
+    # servlet path parameters
+    for p in ("/bad%2Fy", "/bad%2fy", "/x/..%2Fbad/y", "/x%2F..%2Fbad/y", "/bad%5Cy",
+              "/bad\\y", "/x\\..\\bad\\y", "/bad;jsessionid=1/y"):
+        r = fetch(url("good.test", p), bind=STUDENT)
+        expect_eq(r.status, 403, "good.test%s" % p, r)
+    # a path without dot segments goes byte for byte, query included
+    n0 = len(o.requests)
+    for raw in (b"/.well-known/x?a=[1]&b=%7e&c=%2f", b"/.git/HEAD?sig=a%2fb", b"/.x/%c3%a9/%41"):
+        r = fetch(url("ok.test", raw.decode()))
+        expect_eq(r.status, 200, "status", r)
+        expect(o.wait_requests(n0 + 1), "origin got nothing")
+        expect_eq(o.requests[n0].raw_head.split(b"\r\n")[0], b"GET " + raw + b" HTTP/1.1",
+                  "forwarded byte for byte")
+        n0 += 1
 
 
 @case("IPv4-mapped IPv6 hosts are the IPv4 host for URL entries and url_regex too")
