@@ -42,6 +42,7 @@
 #define LINGER_MS	2000		/* drain time after our last answer */
 
 #define STOP_IDLE_GRACE_MS 1000	/* idle keep-alive connections at a graceful stop */
+#define STOP_HEAD_MS	3000	/* a request head begun during a graceful stop */
 
 static void conn_run(struct conn *c);
 static void conn_io(struct ev_loop *loop, struct ev_io *io, uint32_t ev);
@@ -1038,7 +1039,11 @@ step_head(struct conn *c)
 			return true;
 		}
 		c->state = C_HEAD;
-		set_deadline(c, (uint64_t)w->conf->timeouts.client_header * 1000);
+		/* Stopping: a head gets a short while, so a slow client cannot
+		 * hold an old generation (and its lists) for the whole
+		 * timeouts.shutdown. */
+		set_deadline(c, w->stopping ? STOP_HEAD_MS :
+		    (uint64_t)w->conf->timeouts.client_header * 1000);
 	}
 	int e = http_parse_request(&c->req->msg, buf_rptr(&c->in), buf_len(&c->in), &w->limits);
 	if (e == HTTP_OK) {
@@ -1302,7 +1307,13 @@ conn_stop_idle(struct worker *w)
 		char b;
 		n = c->next;
 		/* A connection that has not sent its first request yet was
-		 * accepted a moment ago: its request is on the way. */
+		 * accepted a moment ago: its request is on the way, but it
+		 * gets only the head's short while to send it. */
+		if (c->state == C_IDLE && c->nreq == 0 && !c->in_run &&
+		    c->deadline > ev_now(w->loop) + STOP_HEAD_MS) {
+			set_deadline(c, STOP_HEAD_MS);
+			continue;
+		}
 		if (c->state != C_IDLE || buf_len(&c->in) > 0 || c->in_run ||
 		    c->nreq == 0)
 			continue;

@@ -204,6 +204,46 @@ T.append(("F17 HUP under keep-alive load: every request answered, connections en
           hup_keepalive))
 
 
+def quit_slow_clients():
+    """After QUIT, neither a kept-alive connection that starts a head and
+    trickles it nor a fresh connection that never sends can hold the
+    worker for timeouts.shutdown: both end within a few seconds."""
+    o = new_origin()
+    sl = Sluice(conf={"timeouts": {"shutdown": 30, "client_header": 30}}, workers=1)
+    expect(sl.wait_workers(1), "workers", sl.diag())
+    ka = Client(sl.port, timeout=10)
+    ka.send(build("GET", o.url("/one")))
+    expect_eq(ka.read_response().status, 200, "first request")
+    fresh = Client(sl.port, timeout=10)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    sl.signal(signal.SIGQUIT)
+    stop = [False]
+
+    def trickle():
+        for b in b"GET " + o.url("/slow").encode() + b" HTTP/1.1\r\n":
+            if stop[0]:
+                return
+            try:
+                ka.send(bytes([b]))
+            except OSError:
+                return
+            time.sleep(0.5)
+    th = threading.Thread(target=trickle, daemon=True)
+    th.start()
+    exited = poll(lambda: not sl.alive(), 15)
+    stop[0] = True
+    dt = time.monotonic() - t0
+    expect(exited, "sluice still running %.1fs after QUIT" % dt, sl.diag())
+    expect(dt < 8, "the stop took %.1fs (timeouts.shutdown is 30)" % dt)
+    ka.close()
+    fresh.close()
+
+
+T.append(("QUIT with a trickling keep-alive client and a silent new connection: the worker exits in seconds",
+          quit_slow_clients))
+
+
 SIZE = 50 * 1024 * 1024
 BLOCK = bytes(range(256)) * 256   # 64 KiB pattern
 
