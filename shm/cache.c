@@ -36,7 +36,8 @@
  * in its worker's slot table (an anonymous shared region, per run), so
  * the master can release what a dead worker held.  A writer pins its
  * entry with `writer` (slot + 1) instead; the master drops pins and
- * abandons the filling entries of a dead slot by scanning the entries.
+ * abandons the filling entries of a dead slot by scanning the entries,
+ * and in that scan frees the orphans a worker killed mid-free left.
  * Blocks of an entry are freed only when it is out of the index, has no
  * references and no writer, so eviction never frees what is being read.
  *
@@ -216,8 +217,45 @@ static void
 entry_free(struct cache *c, uint32_t idx)
 {
 	if (lock_take(c, &c->h->alloc, true) != 0)
-		return;		/* leaked until the next rebuild; never reused */
+		return;		/* an orphan until the next reap (entry_reclaim) */
 	if (c->e[idx].state != E_FREE)
+		entry_free_locked(c, idx);
+	lock_give(&c->h->alloc);
+}
+
+/* Is e an orphan: in use, yet out of the index, unreferenced and
+ * unpinned, so no one will ever free it?  (A detached entry is always
+ * pinned by its writer until commit or release, so EF_DETACHED without a
+ * pin is an orphan too.)  Stable only under e's stripe and the
+ * allocator lock: entry_new sets `writer` and `state` under the latter. */
+static bool
+entry_orphan(const struct entry_sh *e)
+{
+	return e->state != E_FREE && !(e->flags & EF_LINKED) && e->refs == 0 &&
+	    e->writer == 0;
+}
+
+/*
+ * The master, after a worker died: free an orphan (stripe s held).
+ * Every "drop the last hold, then free" step is two steps: entry_kill's
+ * op_end() then entry_free(), cache_release's `writer = 0` or
+ * ref_drop_locked() then entry_free(), entry_free() waiting for the
+ * allocator lock or dying inside entry_free_locked().  A worker killed
+ * between them leaves the stripe op log at OP_NONE, so the EOWNERDEAD
+ * repair has nothing to finish, and the entry holds no record or pin of
+ * its slot, so the reap's own scans pass it by: it stayed in use for good
+ * (seen as an invalidated or evicted entry: E_COMPLETE, CF_DEAD, refs 0,
+ * writer 0, in no chain).  Rechecked under the allocator lock, where
+ * entry_new cannot be reusing it for another key (another stripe).
+ */
+static void
+entry_reclaim(struct cache *c, struct lock_sh *s, uint32_t idx)
+{
+	struct entry_sh *e = &c->e[idx];
+
+	if (lock_take(c, &c->h->alloc, true) != 0)
+		return;
+	if (entry_orphan(e) && stripe_of_bucket(c, bucket_of(c, e)) == s)
 		entry_free_locked(c, idx);
 	lock_give(&c->h->alloc);
 }
@@ -1160,13 +1198,23 @@ cache_slot_reap(struct cache *c, unsigned slot)
 		}
 		lock_give(s);
 	}
-	/* Entries the dead worker was filling: abandon them. */
+	/* Entries the dead worker was filling: abandon them.  Orphans it
+	 * left (entry_reclaim) go in the same pass. */
 	for (uint32_t i = 0; i < c->h->nentries; i++) {
 		struct entry_sh *e = &c->e[i];
 		struct lock_sh *s;
 
-		if (__atomic_load_n(&e->writer, __ATOMIC_ACQUIRE) != slot + 1)
+		if (__atomic_load_n(&e->writer, __ATOMIC_ACQUIRE) != slot + 1) {
+			/* Unlocked pre-check; entry_reclaim rechecks. */
+			if (!entry_orphan(e))
+				continue;
+			s = stripe_of_bucket(c, bucket_of(c, e));
+			if (lock_take(c, s, false) != 0)
+				continue;
+			entry_reclaim(c, s, i);
+			lock_give(s);
 			continue;
+		}
 		s = stripe_of_bucket(c, bucket_of(c, e));
 		if (lock_take(c, s, false) != 0)
 			continue;

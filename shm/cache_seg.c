@@ -468,20 +468,41 @@ cache_fsck(struct cache *c, const char **why)
 {
 	struct hdr_sh *h = c->h;
 	uint8_t *mark = calloc(h->nblocks / 8 + 1, 1);
+	uint8_t *indexed = calloc(h->nentries / 8 + 1, 1);
 	uint64_t used = 0, fb = 0, fe = 0, refsum = 0, recs = 0;
 	int bad = 0;
 
 	*why = "ok";
 #define FSCK(cond, msg) do { if (!(cond)) { if (bad == 0) *why = (msg); bad--; } } while (0)
-	FSCK(mark != NULL, "out of memory");
-	if (mark == NULL)
+	FSCK(mark != NULL && indexed != NULL, "out of memory");
+	if (mark == NULL || indexed == NULL) {
+		free(mark);
+		free(indexed);
 		return bad;
+	}
+	/* What the index reaches, walked from the buckets (not EF_LINKED). */
+	for (uint32_t b = 0; b < h->nbuckets; b++)
+		for (uint32_t i = c->buckets[b], n = 0; i != 0 && n <= h->nentries;
+		    i = c->e[i - 1].next, n++) {
+			FSCK(i <= h->nentries, "a bucket chain leaves the entries");
+			if (i > h->nentries)
+				break;
+			indexed[(i - 1) / 8] |= (uint8_t)(1u << ((i - 1) % 8));
+		}
 	for (uint32_t i = 0; i < h->nentries; i++) {
 		struct entry_sh *e = &c->e[i];
 		uint32_t b = e->first, n = 0;
+		bool in_index = indexed[i / 8] & (1u << (i % 8));
 
-		if (e->state == E_FREE)
+		if (e->state == E_FREE) {
+			FSCK(!in_index, "a free entry is in the index");
 			continue;
+		}
+		FSCK(in_index == !!(e->flags & EF_LINKED),
+		    "an entry's linked flag differs from the index");
+		/* In use, yet nothing can ever free it (see entry_reclaim). */
+		FSCK(in_index || e->refs != 0 || e->writer != 0,
+		    "an entry leaks: in use, not indexed, unreferenced, unpinned");
 		while (b != NONE && n < e->nblocks && b < h->nblocks) {
 			FSCK(!(mark[b / 8] & (1u << (b % 8))), "a block is in two chains");
 			mark[b / 8] |= (uint8_t)(1u << (b % 8));
@@ -518,6 +539,7 @@ cache_fsck(struct cache *c, const char **why)
 	FSCK(recs == refsum, "entry refs differ from the slot records");
 #undef FSCK
 	free(mark);
+	free(indexed);
 	return bad;
 }
 

@@ -1565,6 +1565,8 @@ reap_dead_worker(void **state)
 
 struct stress_sh {
 	int stop;
+	int pause;		/* the parent wants to fsck: park at the loop top */
+	int parked;		/* workers parked */
 	uint64_t commits, reads_ok, partial_ok, aborted_seen, errors;
 	int bad;		/* first failed check, for the report */
 };
@@ -1694,8 +1696,17 @@ stress_worker(struct cache *c, unsigned slot, int efd, void *arg)
 		uint32_t hdr;
 		uint64_t body;
 		struct cache_ref r;
-		int op = rand() % 100, g;
+		int op, g;
 
+		if (__atomic_load_n(&st->pause, __ATOMIC_ACQUIRE)) {
+			/* Holding nothing here: the parent checks the segment. */
+			__atomic_fetch_add(&st->parked, 1, __ATOMIC_ACQ_REL);
+			while (__atomic_load_n(&st->pause, __ATOMIC_ACQUIRE))
+				sleep_ms(1);
+			__atomic_fetch_sub(&st->parked, 1, __ATOMIC_ACQ_REL);
+			continue;
+		}
+		op = rand() % 100;
 		stress_key((unsigned)rand() % STRESS_KEYS, key, &klen, &hdr, &body);
 		if (op < 4) {
 			cache_invalidate(c, key, klen);
@@ -1724,7 +1735,7 @@ stress_kill_and_reap(void **state)
 	struct cache *c = t->c;
 	struct stress_sh *st;
 	pid_t pids[STRESS_WORKERS + 1];
-	unsigned kills = 0, bad_exits = 0, found = 0;
+	unsigned kills = 0, bad_exits = 0, found = 0, parked_checks = 0;
 	uint64_t end;
 	struct cache_gauges g;
 
@@ -1738,7 +1749,8 @@ stress_kill_and_reap(void **state)
 		assert_true(pids[s] > 0);
 	}
 	end = now_ms() + 2000;
-	while (now_ms() < end) {
+	/* 2 s, and at least 10 kills however slow a loaded machine is. */
+	while (now_ms() < end || kills < 10) {
 		unsigned s = 1 + (unsigned)rand() % STRESS_WORKERS;
 		int status;
 
@@ -1748,6 +1760,33 @@ stress_kill_and_reap(void **state)
 		if (!WIFSIGNALED(status))
 			bad_exits++;
 		cache_slot_reap(c, s);
+		/* Right after the reap, with the others parked between
+		 * operations, nothing may be left half done: a worker killed
+		 * anywhere must leave a segment fsck accepts (it names an
+		 * entry the reap failed to free). */
+		__atomic_store_n(&st->pause, 1, __ATOMIC_RELEASE);
+		for (uint64_t wait = now_ms() + 5000; __atomic_load_n(&st->parked,
+		    __ATOMIC_ACQUIRE) < STRESS_WORKERS - 1 && now_ms() < wait;)
+			sleep_ms(1);
+		if (__atomic_load_n(&st->parked, __ATOMIC_ACQUIRE) ==
+		    STRESS_WORKERS - 1) {
+			const char *why = NULL;
+
+			if (cache_fsck(c, &why) != 0) {
+				/* No parked worker outlives the failure. */
+				for (unsigned o = 1; o <= STRESS_WORKERS; o++)
+					if (o != s) {
+						kill(pids[o], SIGKILL);
+						wait_child(pids[o]);
+					}
+				munmap(st, sizeof(*st));
+				fail_msg("fsck after kill %u: %s", kills + 1, why);
+			}
+			parked_checks++;
+		}
+		__atomic_store_n(&st->pause, 0, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&st->parked, __ATOMIC_ACQUIRE) != 0)
+			sleep_ms(1);
 		kills++;
 		pids[s] = spawn(c, s, stress_worker, st);
 		assert_true(pids[s] > 0);
@@ -1760,8 +1799,9 @@ stress_kill_and_reap(void **state)
 			bad_exits++;
 		cache_slot_reap(c, s);
 	}
-	print_message("# stress: %u kills, %llu commits, %llu full reads, "
-	    "%llu partial, %llu aborted seen, %llu evictions\n", kills,
+	print_message("# stress: %u kills (%u checked parked), %llu commits, "
+	    "%llu full reads, %llu partial, %llu aborted seen, %llu evictions\n",
+	    kills, parked_checks,
 	    (unsigned long long)st->commits, (unsigned long long)st->reads_ok,
 	    (unsigned long long)st->partial_ok,
 	    (unsigned long long)st->aborted_seen,
@@ -1771,6 +1811,7 @@ stress_kill_and_reap(void **state)
 		    (unsigned long long)st->errors, st->bad);
 	assert_int_equal(bad_exits, 0);
 	assert_true(kills >= 10);
+	assert_true(parked_checks >= kills / 2);
 	assert_true(st->commits > 50);
 	assert_true(st->reads_ok > 50);
 	fsck_ok(c);
