@@ -214,7 +214,6 @@ conn_filter_request(struct conn *c)
 			return true;
 		}
 		buf_append(&c->out, ok, sizeof(ok) - 1);
-		r->peek = true;
 		r->head_sent = true;
 		r->status = 200;
 		stat_add(c, STAT_filter_sni_peeks, 1);

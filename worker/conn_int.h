@@ -97,8 +97,7 @@ struct req {
 	struct creq cs;			/* the cache's view of this request */
 	const char *f_rule, *f_cat;	/* URL filter denial: rule, category (logs) */
 	char *path_buf;			/* the resolved path when url.path points here */
-	bool peek;			/* CONNECT: read the TLS ClientHello first */
-	bool peeked;			/* ... done: our 200 is already sent */
+	bool peeked;			/* CONNECT: ClientHello read, our 200 already sent */
 	struct sockaddr_storage up_sa;	/* the origin, kept for the log line */
 	bool up_seen;			/* up_sa is set: the origin was contacted */
 
