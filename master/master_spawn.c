@@ -140,6 +140,8 @@ spawn_one(struct master *m, unsigned slot)
 	w->gen->nlive++;
 	if ((sl = shm_stats_slot(m->stats, slot)) != NULL) {
 		__atomic_store_n(&sl->active_connections, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&sl->mc_servers, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&sl->mc_servers_up, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&sl->pid, (int32_t)pid, __ATOMIC_RELAXED);
 	}
 	log_debug("worker %ld started (generation %u, slot %u)", (long)pid,

@@ -1145,14 +1145,39 @@ evict_one(struct cache *c)
 			continue;
 		if (e->state == E_COMPLETE && e->refs == 0 && e->writer == 0 &&
 		    (e->flags & EF_LINKED)) {
+			struct cache_ref sref;
+			/* The tier gets the object before the blocks go: our
+			 * counted reference keeps them past entry_kill, and the
+			 * release frees them (or the reap, should we die). */
+			bool spill = c->spill != NULL && !c->in_spill &&
+			    !(e->flags & CF_HFP) && e->len <= c->spill_max &&
+			    ref_take_locked(c, s, i, &sref) == 0;
+
 			entry_kill(c, s, i);
 			lock_give(s);
 			__atomic_fetch_add(&c->h->evictions, 1, __ATOMIC_RELAXED);
+			if (spill) {
+				c->in_spill = true;
+				c->spill(c->spill_arg, c, &sref);
+				c->in_spill = false;
+				cache_release(c, &sref);
+			}
 			return 0;
 		}
 		lock_give(s);
 	}
 	return CACHE_ENOSPC;
+}
+
+void
+cache_set_spill(struct cache *c, cache_spill_fn *fn, void *arg,
+    uint64_t max_len)
+{
+	if (c == NULL)
+		return;
+	c->spill = fn;
+	c->spill_arg = arg;
+	c->spill_max = max_len;
 }
 
 void

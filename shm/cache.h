@@ -100,6 +100,20 @@ uint64_t cache_segment_size(const struct cache *c);
 int cache_worker_init(struct cache *c, unsigned slot);
 /* Drain the wakeup descriptor after it was readable. */
 void cache_wake_drain(struct cache *c);
+/*
+ * The memcached tier's hook (spill mode): eviction by this worker hands
+ * each complete object it evicts (len <= max_len bytes, not a
+ * hit-for-pass marker) to fn before its blocks are freed.  ref is a
+ * counted reference, valid only during the call; fn may read the entry
+ * (cache_view, cache_iov, cache_copy) and must not call anything that
+ * allocates in the cache.  It runs inside whatever call evicted
+ * (cache_get, cache_append...), with no cache lock held.  fn NULL: off.
+ */
+struct cache_ref;
+typedef void cache_spill_fn(void *arg, struct cache *c,
+    struct cache_ref *ref);
+void cache_set_spill(struct cache *c, cache_spill_fn *fn, void *arg,
+    uint64_t max_len);
 /* Publish a liveness heartbeat (monotonic ms) for the master. */
 void cache_heartbeat(struct cache *c, uint64_t now_ms);
 /* Monotonic ms of a slot's last heartbeat, 0 when none. */

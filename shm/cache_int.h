@@ -114,6 +114,10 @@ struct cache {
 	uint32_t *freerec;		/* stack of free records in slots[me] */
 	unsigned nfreerec;
 	const char *crash_at;		/* test builds: CRASH_POINT to die at */
+	cache_spill_fn *spill;		/* the memcached tier's eviction hook */
+	void *spill_arg;
+	uint64_t spill_max;		/* largest object (len) handed to it */
+	bool in_spill;			/* spill is on the stack: no nesting */
 };
 
 static inline uint8_t *

@@ -20,6 +20,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "lib/be.h"
 #include "shm/mc_item.h"
 
 /* Header field offsets (mc_item.h). */
@@ -67,48 +68,6 @@ mc_item_strerror(int err)
 }
 
 /* ---- big-endian fields ---------------------------------------------- */
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
 
 /* ---- HMAC-SHA256 over up to two pieces ------------------------------ */
 
@@ -200,7 +159,7 @@ mc_item_chunk_mckey(char out[MC_ITEM_MCKEY_SIZE], const char *obj_mckey,
 	*o++ = ':';
 	o = hex(o, nonce, MC_ITEM_NONCE_LEN);
 	*o++ = ':';
-	put32(ib, index);
+	be_put32(ib, index);
 	o = hex(o, ib, sizeof(ib));
 	*o = '\0';
 	return (int)(o - out);
@@ -347,31 +306,40 @@ encode(void *out, size_t out_size, size_t *out_len,
 	memcpy(p + OFF_MAGIC, MC_ITEM_MAGIC, 4);
 	p[OFF_VERSION] = MC_ITEM_VERSION;
 	p[OFF_KIND] = (uint8_t)h->kind;
-	put16(p + OFF_FLAGS, 0);
-	put32(p + OFF_KEY_LEN, (uint32_t)id->key_len);
-	put64(p + OFF_BODY_LEN, h->body_len);
-	put32(p + OFF_META_LEN, h->meta_len);
-	put32(p + OFF_COUNT, h->count);
-	put32(p + OFF_CHUNK_SIZE, h->chunk_size);
+	be_put16(p + OFF_FLAGS, 0);
+	be_put32(p + OFF_KEY_LEN, (uint32_t)id->key_len);
+	be_put64(p + OFF_BODY_LEN, h->body_len);
+	be_put32(p + OFF_META_LEN, h->meta_len);
+	be_put32(p + OFF_COUNT, h->count);
+	be_put32(p + OFF_CHUNK_SIZE, h->chunk_size);
 	if (h->nonce != NULL)
 		memcpy(p + OFF_NONCE, h->nonce, MC_ITEM_NONCE_LEN);
 	else
 		memset(p + OFF_NONCE, 0, MC_ITEM_NONCE_LEN);
-	put32(p + OFF_PAYLOAD_LEN, h->payload_len);
+	be_put32(p + OFF_PAYLOAD_LEN, h->payload_len);
 	n = MC_ITEM_HDR_LEN;
-	memcpy(p + n, id->key, id->key_len);
+	/* Parts the caller already wrote in place are not copied (nor
+	 * may memcpy be given overlapping ranges). */
+	if ((const uint8_t *)id->key != p + n)
+		memmove(p + n, id->key, id->key_len);
 	n += id->key_len;
-	if (alen > 0)
-		memcpy(p + n, a, alen);
+	if (alen > 0 && (const uint8_t *)a != p + n)
+		memmove(p + n, a, alen);
 	n += alen;
-	if (blen > 0)
-		memcpy(p + n, b, blen);
+	if (blen > 0 && (const uint8_t *)b != p + n)
+		memmove(p + n, b, blen);
 	n += blen;
 	rc = hmac2(p + n, id->secret, id->secret_len, p, n, NULL, 0);
 	if (rc != MC_ITEM_OK)
 		return rc;
 	*out_len = n + MC_ITEM_MAC_LEN;
 	return MC_ITEM_OK;
+}
+
+size_t
+mc_item_payload_off(size_t key_len)
+{
+	return MC_ITEM_HDR_LEN + key_len;
 }
 
 int
@@ -462,15 +430,15 @@ mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
 		return MC_ITEM_E_SHORT;
 	if (memcmp(p + OFF_MAGIC, MC_ITEM_MAGIC, 4) != 0)
 		return MC_ITEM_E_MAGIC;
-	if (p[OFF_VERSION] != MC_ITEM_VERSION || get16(p + OFF_FLAGS) != 0)
+	if (p[OFF_VERSION] != MC_ITEM_VERSION || be_get16(p + OFF_FLAGS) != 0)
 		return MC_ITEM_E_VERSION;
 	kind = (enum mc_item_kind)p[OFF_KIND];
 	if (kind != MC_ITEM_OBJECT && kind != MC_ITEM_MANIFEST &&
 	    kind != MC_ITEM_CHUNK)
 		return MC_ITEM_E_KIND;
 	/* 32-bit fields summed in 64 bits cannot wrap. */
-	key_len = get32(p + OFF_KEY_LEN);
-	payload_len = get32(p + OFF_PAYLOAD_LEN);
+	key_len = be_get32(p + OFF_KEY_LEN);
+	payload_len = be_get32(p + OFF_PAYLOAD_LEN);
 	total = MC_ITEM_HDR_LEN + key_len + payload_len + MC_ITEM_MAC_LEN;
 	if (total > len)
 		return MC_ITEM_E_SHORT;
@@ -491,10 +459,10 @@ mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
 		return MC_ITEM_E_KEY;
 
 	/* 4. The fields must agree with the kind and with each other. */
-	body_len = get64(p + OFF_BODY_LEN);
-	meta_len = get32(p + OFF_META_LEN);
-	count = get32(p + OFF_COUNT);
-	cs = get32(p + OFF_CHUNK_SIZE);
+	body_len = be_get64(p + OFF_BODY_LEN);
+	meta_len = be_get32(p + OFF_META_LEN);
+	count = be_get32(p + OFF_COUNT);
+	cs = be_get32(p + OFF_CHUNK_SIZE);
 	switch (kind) {
 	case MC_ITEM_OBJECT:
 		if (count != 0 || cs != 0 || meta_len > payload_len ||

@@ -180,6 +180,15 @@ size_t mc_item_chunk_size(const struct mc_item_plan *plan, size_t key_len,
  * mc_item_chunk_size().
  */
 
+/*
+ * Where an item's key starts is MC_ITEM_HDR_LEN; its payload starts at
+ * mc_item_payload_off(key_len).  A caller may write the key, meta, body
+ * or piece into out at those places first and pass pointers to them:
+ * the encoder then does not copy them again (one copy from the cache
+ * into the item, not two).
+ */
+size_t mc_item_payload_off(size_t key_len);
+
 /* A whole object: meta and body in one item. */
 int mc_item_encode_object(void *out, size_t out_size, size_t *out_len,
     const struct mc_item_id *id, const void *meta, size_t meta_len,

@@ -135,7 +135,24 @@ struct stats_snap {
 	uint64_t total[STAT__COUNT];
 	uint64_t active;		/* live slots only */
 	unsigned live;
+	uint32_t mc_servers, mc_up;	/* most servers, fewest usable (live) */
 };
+
+/* The memcached gauges of a live slot into the snapshot: a server is
+ * "up" for the instance when every worker can use it. */
+static void
+stats_mc(struct stats_snap *sn, const struct stats_slot_sh *sl, uint32_t *up)
+{
+	uint32_t n = __atomic_load_n(&sl->mc_servers, __ATOMIC_RELAXED);
+
+	*up = __atomic_load_n(&sl->mc_servers_up, __ATOMIC_RELAXED);
+	if (n == 0)
+		return;
+	if (sn->mc_servers == 0 || *up < sn->mc_up)
+		sn->mc_up = *up;
+	if (n > sn->mc_servers)
+		sn->mc_servers = n;
+}
 
 static bool
 stats_ok(const struct stats_sh *s)
@@ -206,8 +223,9 @@ int
 shm_stats_json(const struct stats_sh *s, const struct cache_gauges *g,
     const struct shm_stats_info *info, char **out, size_t *len)
 {
-	struct stats_snap sn = { { 0 }, 0, 0 };
+	struct stats_snap sn = { { 0 }, 0, 0, 0, 0 };
 	uint64_t v[STAT__COUNT], active;
+	uint32_t up;
 	char *buf = NULL;
 	size_t blen = 0;
 	int32_t pid;
@@ -236,9 +254,11 @@ shm_stats_json(const struct stats_sh *s, const struct cache_gauges *g,
 		if (pid <= 0)
 			continue;
 		sn.active += active;
+		stats_mc(&sn, &s->slot[i], &up);
 		fprintf(f, "%s\n    {\"slot\": %u, \"pid\": %ld, "
-		    "\"active_connections\": %llu", sn.live ? "," : "", i,
-		    (long)pid, (unsigned long long)active);
+		    "\"active_connections\": %llu, \"memcached_servers_up\": %u",
+		    sn.live ? "," : "", i, (long)pid, (unsigned long long)active,
+		    (unsigned)up);
 		for (int id = 0; id < STAT__COUNT; id++)
 			fprintf(f, ", \"%s\": %llu", stat_names[id],
 			    (unsigned long long)v[id]);
@@ -253,6 +273,10 @@ shm_stats_json(const struct stats_sh *s, const struct cache_gauges *g,
 		fprintf(f, ",\n    \"%s\": %llu", stat_names[id],
 		    (unsigned long long)sn.total[id]);
 	fputs("\n  }", f);
+	/* The memcached tier as the instance sees it: a server is up when
+	 * every worker can use it (its circuit is closed). */
+	fprintf(f, ",\n  \"memcached\": {\"servers\": %u, \"servers_up\": %u}",
+	    (unsigned)sn.mc_servers, (unsigned)sn.mc_up);
 	if (g != NULL) {
 		const char *sep = "";
 
@@ -289,8 +313,9 @@ int
 shm_stats_prometheus(const struct stats_sh *s, const struct cache_gauges *g,
     char **out, size_t *len)
 {
-	struct stats_snap sn = { { 0 }, 0, 0 };
+	struct stats_snap sn = { { 0 }, 0, 0, 0, 0 };
 	uint64_t v[STAT__COUNT], active;
+	uint32_t up;
 	char *buf = NULL, name[96];
 	size_t blen = 0;
 	int32_t pid;
@@ -308,6 +333,7 @@ shm_stats_prometheus(const struct stats_sh *s, const struct cache_gauges *g,
 		if (pid > 0) {
 			sn.active += active;
 			sn.live++;
+			stats_mc(&sn, &s->slot[i], &up);
 		}
 	}
 	if ((f = open_memstream(&buf, &blen)) == NULL)
@@ -321,6 +347,12 @@ shm_stats_prometheus(const struct stats_sh *s, const struct cache_gauges *g,
 	    "client connections open now", "gauge");
 	fprintf(f, "sluice_active_connections %llu\n",
 	    (unsigned long long)sn.active);
+	prom_help(f, "sluice_memcached_servers", "memcached servers configured",
+	    "gauge");
+	fprintf(f, "sluice_memcached_servers %u\n", (unsigned)sn.mc_servers);
+	prom_help(f, "sluice_memcached_servers_up",
+	    "memcached servers every worker can use (circuit closed)", "gauge");
+	fprintf(f, "sluice_memcached_servers_up %u\n", (unsigned)sn.mc_up);
 	prom_help(f, "sluice_workers", "worker processes running", "gauge");
 	fprintf(f, "sluice_workers %u\n", sn.live);
 	if (g != NULL) {

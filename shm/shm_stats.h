@@ -49,6 +49,14 @@
 	X(cache_invalidated,	"entries dropped by unsafe methods and PURGE") \
 	X(cache_not_modified,	"304 answers to client conditionals from the cache") \
 	X(cache_bytes_out,	"bytes sent to clients from the cache") \
+	X(memcached_hits,	"shm misses answered from memcached (promoted into shm)") \
+	X(memcached_misses,	"memcached lookups that found nothing (or a chunk missing)") \
+	X(memcached_stores,	"objects written to memcached (whole or all chunks queued)") \
+	X(memcached_spilled,	"objects evicted from shm and sent to memcached") \
+	X(memcached_errors,	"memcached operations failed, timed out or skipped (server down)") \
+	X(memcached_rejected,	"memcached items that failed verification (HMAC, key, format)") \
+	X(memcached_dropped,	"stores dropped because too many bytes were queued") \
+	X(memcached_purges,	"purges by any node of the farm applied to this node's shm") \
 	X(filter_allowed,	"requests the URL filter allowed") \
 	X(filter_denied,	"requests the URL filter denied (block page or closed tunnel)") \
 	X(filter_regex_limits,	"filter decisions stopped by a PCRE2 limit") \
@@ -67,6 +75,7 @@ struct stats_slot_sh {
 	int32_t pid;			/* owner, 0 = free */
 	uint64_t c[STAT__COUNT];
 	uint64_t active_connections;	/* gauge, reset when the slot is reused */
+	uint32_t mc_servers, mc_servers_up;	/* gauges: memcached servers, usable */
 } __attribute__((aligned(64)));
 
 struct stats_sh {

@@ -34,6 +34,7 @@
 #include "worker/cache_serve.h"
 #include "worker/conn_int.h"
 #include "worker/errpage.h"
+#include "worker/mc_tier.h"
 #include "worker/upstream.h"
 
 #define SERVE_IOV	64
@@ -536,8 +537,10 @@ fill_step(struct conn *c)
 		}
 		if (r->rs == RS_DONE) {
 			if (!cs->fill_broken && cache_commit(cache, &cs->fill) == 0 &&
-			    !cs->oversize)
+			    !cs->oversize) {
 				cache_serve_stat(c, STAT_cache_stored, 1);
+				mc_tier_stored(c, &cs->fill);
+			}
 			cs->fill_done = true;
 			conn_up_done(c, true);
 			return true;

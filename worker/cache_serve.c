@@ -42,6 +42,7 @@
 #include "worker/cache_serve.h"
 #include "worker/conn_int.h"
 #include "worker/errpage.h"
+#include "worker/mc_tier.h"
 #include "worker/upstream.h"
 
 #define HEURISTIC_MAX	86400		/* cap of a Last-Modified heuristic */
@@ -310,6 +311,10 @@ cache_serve_lookup(struct conn *c)
 			cs->mode = CS_FILL;
 			cache_serve_set_status(cs, hop ? "fwd=vary-miss" : "fwd=uri-miss");
 			cs->code = "TCP_MISS";
+			/* Not in shm: memcached next (the miss is counted
+			 * when it goes to the origin after all). */
+			if (mc_tier_lookup(c))
+				return true;
 			cache_serve_stat(c, STAT_cache_misses, 1);
 			return false;
 		}
@@ -362,9 +367,11 @@ cache_serve_lookup(struct conn *c)
 				memcpy(cs->status, "hit; ttl=", 9);
 				cs->status[9 + cache_serve_fmt_u64(cs->status + 9,
 				    (uint64_t)(ttl > 0 ? ttl : 0))] = '\0';
+				if (cs->mc_hit)
+					strcat(cs->status, "; detail=memcached");
 			}
 			cache_serve_stat(c, STAT_cache_hits, 1);
-			cache_send_begin(c, "TCP_HIT");
+			cache_send_begin(c, cs->mc_hit ? "TCP_MC_HIT" : "TCP_HIT");
 			return true;
 		case USE_STALE_SWR:
 			/* Serve it stale; one background request refreshes it. */
@@ -555,6 +562,7 @@ fill_vary(struct conn *c, const struct cache_resp *rp)
 	cache_set_head(cache, &cs->fill, (uint32_t)n, &meta, 0, CF_VARY);
 	if (cache_commit(cache, &cs->fill) != 0)
 		return -1;
+	mc_tier_stored(c, &cs->fill);
 	cache_release(cache, &cs->fill);
 	/* The variant: replace whatever an older marker left under its key. */
 	if (cache_create_detached(cache, cs->key, cs->key_len, &cs->fill) != 0)
@@ -694,6 +702,7 @@ reval_rewrite(struct conn *c, const char *rbuf, const struct cache_view *v,
 	}
 	if (cache_commit(cache, &nw) != 0)
 		goto fail_entry;
+	mc_tier_stored(c, &nw);
 	/* Serve the new entry; the writer pin keeps it for us. */
 	cache_release(cache, &cs->read);
 	cs->fill = nw;
@@ -915,6 +924,8 @@ invalidate_url(struct conn *c, const char *url, size_t len)
 	    u.path[0] == '?' ? "/" : "", (int)u.path_len, u.path);
 	rv = n > 0 && (size_t)n < need ?
 	    cache_invalidate(c->w->cache, key, (size_t)n) : 0;
+	if (n > 0 && (size_t)n < need)
+		mc_tier_invalidate(c, key, (size_t)n);
 	free(key);
 	return rv;
 }
@@ -935,6 +946,7 @@ cache_serve_invalidate(struct conn *c, const char *rbuf)
 		return;
 	if (cache_invalidate(cache, r->cs.key, r->cs.primary_len))
 		cache_serve_stat(c, STAT_cache_invalidated, 1);
+	mc_tier_invalidate(c, r->cs.key, r->cs.primary_len);
 	/* Location and Content-Location of the same origin (RFC 9111 4.4):
 	 * the absolute forms only, and only for this request's host:port. */
 	for (unsigned i = 0; i < rm->nfields; i++) {
@@ -974,6 +986,7 @@ cache_serve_purge(struct conn *c)
 		return true;
 	}
 	found = cache_invalidate(c->w->cache, r->cs.key, r->cs.primary_len);
+	mc_tier_invalidate(c, r->cs.key, r->cs.primary_len);
 	if (found)
 		cache_serve_stat(c, STAT_cache_invalidated, 1);
 	conn_answer(c, found ? 200 : 404, found ? "Purged." : "Not in the cache.");
@@ -1005,6 +1018,9 @@ cache_serve_free(struct conn *c)
 	struct cache *cache = c->w->cache;
 
 	conn_cache_wait_remove(c);
+	mc_tier_cancel(c);
+	cs->mc_tried = 0;
+	cs->mc_hit = false;
 	if (cache != NULL) {
 		if (cs->read.idx != 0 && cs->read.rec != UINT32_MAX)
 			cache_release(cache, &cs->read);

@@ -16,6 +16,7 @@
 
 struct conn;
 struct worker;
+struct mc_fetch;
 
 enum cs_mode {
 	CS_NONE = 0,		/* not a cache request: plain forwarding */
@@ -52,6 +53,9 @@ struct creq {
 	const char *code;		/* access log code ("TCP_HIT", ...) */
 	char status[96];		/* Cache-Status parameters after "sluice" */
 	int64_t req_time;		/* wall seconds when the request left */
+	struct mc_fetch *mf;		/* memcached lookup in flight (mc_tier.c) */
+	unsigned mc_tried;		/* memcached asked: 1 primary key, 2 variant */
+	bool mc_hit;			/* the entry came from memcached */
 };
 
 /* After routing: decide hit, join, miss or pass.  Returns true when the

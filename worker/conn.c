@@ -33,6 +33,7 @@
 #include "lib/log.h"
 #include "worker/conn_int.h"
 #include "worker/errpage.h"
+#include "worker/mc_tier.h"
 #include "worker/peer_count.h"
 #include "worker/upstream.h"
 
@@ -1150,6 +1151,7 @@ conn_run(struct conn *c)
 			progress = step_head(c);
 			break;
 		case C_RESOLVE:
+		case C_MC:
 			progress = false;
 			break;
 		case C_CONNECT:
@@ -1283,6 +1285,9 @@ conn_timer(struct ev_loop *loop, struct ev_timer *t)
 		break;
 	case C_PEEK:
 		conn_filter_peek_timeout(c);
+		break;
+	case C_MC:
+		mc_tier_timeout(c);
 		break;
 	case C_TUNNEL:
 		/* An idle tunnel ends normally: nothing moved for `idle`. */

@@ -47,6 +47,7 @@ struct worker {
 	uint64_t limit_logged_at;	/* ev_now() of the last client-limit warning */
 	struct stats_slot_sh *stats;
 	struct cache *cache;		/* the shared cache, NULL when off */
+	struct mc_tier *mc;		/* the memcached tier, NULL when off */
 	struct filter *filter;		/* the URL filter, NULL when no rules */
 	struct buf fscratch;		/* the filter's canonical URL */
 	int lt_wday, lt_min;		/* local time for time ACLs ... */

@@ -21,6 +21,7 @@ enum cstate {
 	C_FLUSH,		/* writing a last answer, then close */
 	C_LINGER,		/* write side shut: drain input briefly, then close */
 	C_PEEK,			/* CONNECT: 200 sent, reading the TLS ClientHello */
+	C_MC,			/* shm miss: waiting for memcached (mc_tier.c) */
 	C_CLOSED,
 };
 

@@ -64,6 +64,7 @@ struct mc_job {
 	size_t klen;
 	void *val;			/* set: the value; get: the result */
 	size_t vlen;
+	uint64_t num;			/* incr: the new value */
 };
 
 struct mc_list {
@@ -307,6 +308,11 @@ mc_run(struct mc_client *mc, memcached_st *memc, struct mc_job *j)
 		break;
 	case MC_OP_DELETE:
 		rc = memcached_delete(memc, j->key, j->klen, 0);
+		break;
+	case MC_OP_INCR:
+		/* Binary protocol: creates the counter at 1 when absent. */
+		rc = memcached_increment_with_initial(memc, j->key, j->klen, 1,
+		    1, 0, &j->num);
 		break;
 	}
 	j->status = mc_classify(rc, &fault);
@@ -599,17 +605,20 @@ mc_client_server_of(const struct mc_client *mc, const char *key,
 
 /* ---- submit / complete ------------------------------------------------- */
 
+/* own: val is a malloc'ed buffer this call takes over (freed on failure). */
 static uint64_t
 mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
-    const void *val, size_t vlen, uint32_t ttl, void *cookie)
+    const void *val, size_t vlen, uint32_t ttl, void *cookie, void *own)
 {
 	struct mc_job *j;
 	int64_t now;
 	uint64_t id;
 	bool down;
 
-	if (mc == NULL || key == NULL || klen == 0 || klen > MC_KEY_MAX)
+	if (mc == NULL || key == NULL || klen == 0 || klen > MC_KEY_MAX) {
+		free(own);
 		return MC_NOJOB;
+	}
 	now = mc_now_ms();
 	down = mc_server_dead(mc, mc_server_index(mc, mc->root, key, klen),
 	    now);
@@ -620,19 +629,26 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 	pthread_mutex_lock(&mc->lock);
 	if (!down && mc->pending.n >= MC_CLIENT_QUEUE_MAX) {
 		pthread_mutex_unlock(&mc->lock);
+		free(own);
 		return MC_NOJOB;
 	}
 	pthread_mutex_unlock(&mc->lock);
 
 	j = calloc(1, sizeof(*j));
-	if (j == NULL)
+	if (j == NULL) {
+		free(own);
 		return MC_NOJOB;
+	}
 	j->key = malloc(klen);
 	if (j->key == NULL)
 		goto oom;
 	memcpy(j->key, key, klen);
 	j->klen = klen;
-	if (op == MC_OP_SET && !down) {
+	if (op == MC_OP_SET && own != NULL) {
+		j->val = own;		/* freed with the job, even when down */
+		own = NULL;
+		j->vlen = vlen;
+	} else if (op == MC_OP_SET && !down) {
 		j->val = malloc(vlen != 0 ? vlen : 1);
 		if (j->val == NULL)
 			goto oom;
@@ -661,6 +677,7 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 	pthread_mutex_unlock(&mc->lock);
 	return id;
 oom:
+	free(own);
 	mc_job_free(j);
 	return MC_NOJOB;
 }
@@ -669,7 +686,7 @@ uint64_t
 mc_client_get(struct mc_client *mc, const char *key, size_t klen,
     void *cookie)
 {
-	return mc_submit(mc, MC_OP_GET, key, klen, NULL, 0, 0, cookie);
+	return mc_submit(mc, MC_OP_GET, key, klen, NULL, 0, 0, cookie, NULL);
 }
 
 uint64_t
@@ -678,14 +695,32 @@ mc_client_set(struct mc_client *mc, const char *key, size_t klen,
 {
 	if (val == NULL && vlen != 0)
 		return MC_NOJOB;
-	return mc_submit(mc, MC_OP_SET, key, klen, val, vlen, ttl_s, cookie);
+	return mc_submit(mc, MC_OP_SET, key, klen, val, vlen, ttl_s, cookie,
+	    NULL);
+}
+
+uint64_t
+mc_client_set_take(struct mc_client *mc, const char *key, size_t klen,
+    void *val, size_t vlen, uint32_t ttl_s, void *cookie)
+{
+	if (val == NULL)
+		return MC_NOJOB;
+	return mc_submit(mc, MC_OP_SET, key, klen, val, vlen, ttl_s, cookie,
+	    val);
 }
 
 uint64_t
 mc_client_delete(struct mc_client *mc, const char *key, size_t klen,
     void *cookie)
 {
-	return mc_submit(mc, MC_OP_DELETE, key, klen, NULL, 0, 0, cookie);
+	return mc_submit(mc, MC_OP_DELETE, key, klen, NULL, 0, 0, cookie, NULL);
+}
+
+uint64_t
+mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
+    void *cookie)
+{
+	return mc_submit(mc, MC_OP_INCR, key, klen, NULL, 0, 0, cookie, NULL);
 }
 
 size_t
@@ -708,6 +743,7 @@ mc_client_done(struct mc_client *mc, struct mc_done *out, size_t max)
 		out[k].status = j->status;
 		out[k].value = NULL;
 		out[k].vlen = 0;
+		out[k].num = j->num;
 		if (j->op == MC_OP_GET && j->status == MC_OK) {
 			out[k].value = j->val;
 			out[k].vlen = j->vlen;
@@ -821,6 +857,31 @@ mc_client_set(struct mc_client *mc, const char *key, size_t klen,
 	(void)val;
 	(void)vlen;
 	(void)ttl_s;
+	(void)cookie;
+	return MC_NOJOB;
+}
+
+uint64_t
+mc_client_set_take(struct mc_client *mc, const char *key, size_t klen,
+    void *val, size_t vlen, uint32_t ttl_s, void *cookie)
+{
+	(void)mc;
+	(void)key;
+	(void)klen;
+	(void)vlen;
+	(void)ttl_s;
+	(void)cookie;
+	free(val);
+	return MC_NOJOB;
+}
+
+uint64_t
+mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
+    void *cookie)
+{
+	(void)mc;
+	(void)key;
+	(void)klen;
 	(void)cookie;
 	return MC_NOJOB;
 }

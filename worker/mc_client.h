@@ -35,7 +35,7 @@
 /* How long an open circuit stays open before a request is let through. */
 #define MC_CLIENT_RETRY_MS 2000
 
-enum mc_op { MC_OP_GET, MC_OP_SET, MC_OP_DELETE };
+enum mc_op { MC_OP_GET, MC_OP_SET, MC_OP_DELETE, MC_OP_INCR };
 
 enum mc_status {
 	MC_OK,		/* get hit, set stored, delete done */
@@ -52,6 +52,7 @@ struct mc_done {
 	enum mc_status status;
 	void *value;		/* get + MC_OK: malloc'ed, the caller frees */
 	size_t vlen;
+	uint64_t num;		/* incr + MC_OK: the counter's new value */
 };
 
 struct mc_client_stats {
@@ -79,6 +80,14 @@ uint64_t mc_client_get(struct mc_client *mc, const char *key, size_t klen,
     void *cookie);
 uint64_t mc_client_set(struct mc_client *mc, const char *key, size_t klen,
     const void *val, size_t vlen, uint32_t ttl_s, void *cookie);
+/* As mc_client_set, but takes over val (malloc'ed; freed by the client
+ * whatever happens, MC_NOJOB included): no copy. */
+uint64_t mc_client_set_take(struct mc_client *mc, const char *key,
+    size_t klen, void *val, size_t vlen, uint32_t ttl_s, void *cookie);
+/* Add 1 to a counter item, creating it at 1 when absent (num in the
+ * completion). */
+uint64_t mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
+    void *cookie);
 uint64_t mc_client_delete(struct mc_client *mc, const char *key,
     size_t klen, void *cookie);
 

@@ -31,6 +31,7 @@
 #include "worker/cache_serve.h"
 #include "shm/cache.h"
 #include "worker/conn.h"
+#include "worker/mc_tier.h"
 #include "worker/peer_count.h"
 #include "worker/upstream.h"
 #include "worker/worker.h"
@@ -45,6 +46,7 @@ struct worker_rt {
 	struct ev_io sig_io;
 	struct ev_io master_io;
 	struct ev_io cache_io;		/* a fill we wait on moved */
+	struct ev_io mc_io;		/* memcached jobs completed */
 	struct ev_timer beat_timer;	/* turns the loop at least once a second */
 	struct ev_timer flush_timer;	/* rate-limits the dropped-lines warning */
 	uint64_t dropped_unreported;
@@ -60,7 +62,20 @@ struct worker_rt {
 static void
 on_beat(struct ev_loop *loop, struct ev_timer *t)
 {
+	struct worker_rt *rt = t->data;
+
+	mc_tier_gauges(rt->w.mc);
 	ev_timer_start(loop, t, 1000);
+}
+
+static void
+on_mc_ready(struct ev_loop *loop, struct ev_io *io, uint32_t ev)
+{
+	struct worker_rt *rt = io->data;
+
+	(void)loop;
+	(void)ev;
+	mc_tier_ready(rt->w.mc);
 }
 
 /* A cache fill this worker's connections wait on has moved. */
@@ -351,6 +366,16 @@ worker_run(const struct worker_args *a)
 			ev_timer_start(w->loop, &rt.beat_timer, 1000);
 		}
 	}
+	if (w->cache != NULL && cf->memcached.nservers > 0) {
+		char err[256];
+
+		if ((w->mc = mc_tier_new(w, true, err, sizeof(err))) == NULL)
+			log_err("worker %d: no memcached tier: %s", (int)getpid(), err);
+		else {
+			ev_io_init(&rt.mc_io, mc_tier_fd(w->mc), on_mc_ready, &rt);
+			ev_io_set(w->loop, &rt.mc_io, EPOLLIN);
+		}
+	}
 
 	if (!(w->dns = dns_new(w->loop, cf->dns_servers, cf->ndns_servers,
 	    cf->dns_negative_ttl, &why)))
@@ -400,6 +425,7 @@ worker_run(const struct worker_args *a)
 		log_err("worker %d: event loop failed: %s", (int)getpid(), strerror(errno));
 
 	conn_close_all(w);
+	mc_tier_free(w->mc);
 	admin_free(rt.admin);
 	accesslog_close(w->alog);
 	upool_free(w->pool);

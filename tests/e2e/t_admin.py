@@ -158,6 +158,8 @@ def metrics_match():
         name = "sluice_cache_" + k
         got = m.get(name) or m.get(name + "_total")
         expect(got is not None and got[1] == v, "cache %s: %r vs %r" % (k, got, v))
+    for k, v in d["memcached"].items():
+        expect_eq(m.get("sluice_memcached_" + k), ("gauge", v), "memcached " + k)
     expect_eq(m["sluice_requests_total"][1] > 0, True, "requests counted")
 
 

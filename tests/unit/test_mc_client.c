@@ -264,6 +264,49 @@ test_roundtrip(void **state)
 	mc_stop(pid);
 }
 
+/* set_take: the client owns the buffer (no copy, freed on every path);
+ * incr: creates at 1, then counts; the value reads back as decimal. */
+static void
+test_take_and_incr(void **state)
+{
+	unsigned short port;
+	pid_t pid;
+	struct mc_client *mc;
+	struct mc_done d;
+	char *v;
+
+	(void)state;
+	skip_unless_ready();
+	port = free_port();
+	pid = mc_start(port);
+	mc = client(&port, 1, 500, 2);
+	v = malloc(5);
+	assert_non_null(v);
+	memcpy(v, "taken", 5);
+	d = sync_done(mc, mc_client_set_take(mc, "tk", 2, v, 5, 0, NULL), 3000);
+	assert_int_equal(d.status, MC_OK);
+	d = sync_done(mc, mc_client_get(mc, "tk", 2, NULL), 3000);
+	assert_int_equal(d.vlen, 5);
+	assert_memory_equal(d.value, "taken", 5);
+	free(d.value);
+	/* A bad key: MC_NOJOB, and the buffer is freed (ASan would say). */
+	v = malloc(3);
+	assert_non_null(v);
+	assert_true(mc_client_set_take(mc, "", 0, v, 3, 0, NULL) == MC_NOJOB);
+	for (uint64_t want = 1; want <= 3; want++) {
+		d = sync_done(mc, mc_client_incr(mc, "ctr", 3, NULL), 3000);
+		assert_int_equal(d.op, MC_OP_INCR);
+		assert_int_equal(d.status, MC_OK);
+		assert_true(d.num == want);
+	}
+	d = sync_done(mc, mc_client_get(mc, "ctr", 3, NULL), 3000);
+	assert_int_equal(d.status, MC_OK);
+	assert_true(d.vlen >= 1 && ((char *)d.value)[0] == '3');
+	free(d.value);
+	mc_client_free(mc);
+	mc_stop(pid);
+}
+
 static void
 test_miss_delete(void **state)
 {
@@ -691,6 +734,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_take_and_incr),
 		cmocka_unit_test(test_miss_delete),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_two_servers),

@@ -1,0 +1,928 @@
+/*
+ * mc_tier.c - the memcached tier in a worker: lookup after a shm miss,
+ * promotion into shm, stores (spill and shared), deletes.
+ *
+ * What: a request that misses shm holds a new filling entry (so
+ * concurrent misses, in any worker, wait on it: collapsed forwarding).
+ * Before it goes to the origin it asks memcached (state C_MC, deadline
+ * memcached.timeout_ms per round trip).  A verified item is written into
+ * that entry and committed, and the lookup runs again: the entry is now
+ * in shm and the usual rules (freshness, Vary, revalidation) decide, so
+ * an object from memcached is treated exactly as one that never left
+ * shm.  Anything else (miss, timeout, error, server down, an item that
+ * does not verify, a missing chunk) sends the request to the origin.
+ *
+ * An item's meta (mc_item.h leaves it to us), big-endian:
+ *
+ *   off len
+ *    0   4   meta format (1)
+ *    4   4   entry flags: 0, or CF_VARY for a Vary marker
+ *    8   4   hdr_len: length of the stored head
+ *   12   4   cache_meta.flags
+ *   16  64   cache_meta times: request_time, response_time, date,
+ *            age_value, lifetime, last_modified, swr, sie (signed)
+ *   80   hdr_len  the stored head (status line and fields, CRLF each)
+ *
+ * The times travel as they are, so Age and freshness in another node
+ * count from when the origin answered, not from when the item was read.
+ *
+ * Stores: spill mode hands the tier every object shm evicts (the
+ * cache's spill hook, called inside the allocation that evicted);
+ * shared mode stores each object when its fill commits.  Either way
+ * the object is copied once from shm into the item buffer, sealed
+ * (HMAC) and handed to the client threads, which own it from there.
+ * Bytes queued for memcached are bounded (STORE_QUEUE_MAX): past that a
+ * store is dropped, never waited for.
+ *
+ * Purges across a farm: each node has its own shm, so deleting the item
+ * in memcached is not enough.  A PURGE or an invalidating method also
+ * appends to a purge log in memcached: `incr` of a counter, then the
+ * purged key as record number N (an item sealed like any other, under
+ * the name of "P N", so a record cannot be forged or replayed under
+ * another number).  Every worker reads the counter every second and
+ * drops the keys of the new records from the node's shm (a drop is
+ * idempotent, so no worker needs to be the one).  A record not there yet is looked for again on the next two polls, then
+ * skipped; a counter that went back (memcached flushed or restarted)
+ * restarts the log from its new value.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/be.h"
+#include "lib/log.h"
+#include "shm/cache.h"
+#include "shm/mc_item.h"
+#include "shm/shm_stats.h"
+#include "worker/cache_serve.h"
+#include "worker/conn_int.h"
+#include "worker/mc_client.h"
+#include "worker/mc_tier.h"
+
+#define META_VERSION	1
+#define META_FIXED	80
+#define MC_THREADS	2
+#define STORE_QUEUE_MAX	(64u * 1024 * 1024)	/* bytes queued for sets */
+#define DEADLINE_SLACK	20			/* ms over timeout_ms per round */
+#define PLOG_BATCH	256		/* purge records read per poll */
+#define PLOG_RETRIES	2		/* polls a missing record is waited for */
+#define PLOG_SEQ_KEY	"P seq"		/* the counter's "cache key" */
+
+/* One purge-log read in flight. */
+struct plog_get {
+	uint64_t job, seq;
+};
+
+struct mc_tier {
+	struct worker *w;
+	struct mc_client *mc;
+	const char *secret;
+	size_t secret_len;
+	size_t item_max;		/* value bytes per memcached item */
+	uint64_t max_object;		/* memcached.max_object_size */
+	uint64_t queued;		/* bytes of sets not completed */
+	bool shared;
+	/* the purge log (the polling worker only) */
+	bool plog_poll;
+	bool plog_synced;		/* plog_seen is the counter's value */
+	uint64_t plog_seen;		/* records applied up to here */
+	uint64_t plog_job;		/* counter read in flight, 0 none */
+	struct plog_get plog[PLOG_BATCH];
+	unsigned plog_n, plog_left;	/* records asked for, not answered */
+	uint64_t plog_first_missing;	/* 0 none */
+	unsigned plog_tries;
+	char plog_seq_mckey[MC_ITEM_MCKEY_SIZE];
+};
+
+/* A purge waiting for its record number (the incr's answer). */
+struct plog_add {
+	size_t klen;
+	char key[];
+};
+
+/* What a set is, so its completion can be counted and its bytes freed
+ * from the queue budget. */
+struct mc_set {
+	size_t bytes;
+	bool whole;			/* object or manifest (not a chunk) */
+};
+
+/* A lookup in flight (struct creq's mf). */
+struct mc_fetch {
+	uint64_t job;			/* object/manifest get; 0 when done */
+	void *man;			/* the manifest item (mv points in) */
+	size_t man_len;
+	struct mc_item_view mv;
+	uint32_t n, left;		/* chunks, chunks not arrived */
+	uint64_t *jobs;			/* chunk gets (0: arrived) */
+	void **items;			/* chunk items */
+	size_t *lens;
+	char mckey[MC_ITEM_MCKEY_SIZE];
+};
+
+static void
+stat(struct mc_tier *t, enum shm_stat_id id, uint64_t n)
+{
+	shm_stats_add(t->w->stats, id, n);
+}
+
+/* ---- meta --------------------------------------------------------------- */
+
+static void
+put64s(uint8_t *p, int64_t v)
+{
+	be_put64(p, (uint64_t)v);
+}
+
+static int64_t
+get64s(const uint8_t *p)
+{
+	return (int64_t)be_get64(p);
+}
+
+/* The fixed part of the meta (the head follows it). */
+static void
+meta_put(uint8_t *p, unsigned eflags, uint32_t hdr_len,
+    const struct cache_meta *m)
+{
+	be_put32(p, META_VERSION);
+	be_put32(p + 4, eflags & CF_VARY);
+	be_put32(p + 8, hdr_len);
+	be_put32(p + 12, m->flags);
+	put64s(p + 16, m->request_time);
+	put64s(p + 24, m->response_time);
+	put64s(p + 32, m->date);
+	put64s(p + 40, m->age_value);
+	put64s(p + 48, m->lifetime);
+	put64s(p + 56, m->last_modified);
+	put64s(p + 64, m->swr);
+	put64s(p + 72, m->sie);
+}
+
+/* Parse a verified item's meta; -1 when it is not one we write (an
+ * item of a newer sluice under the same secret, say). */
+static int
+meta_get(const uint8_t *p, size_t len, uint64_t body_len, unsigned *eflags,
+    struct cache_meta *m, const uint8_t **head, uint32_t *hdr_len)
+{
+	if (len < META_FIXED || be_get32(p) != META_VERSION)
+		return -1;
+	*eflags = be_get32(p + 4);
+	*hdr_len = be_get32(p + 8);
+	if ((*eflags & ~(unsigned)CF_VARY) != 0 ||
+	    (size_t)*hdr_len != len - META_FIXED || *hdr_len == 0)
+		return -1;
+	if ((*eflags & CF_VARY) && body_len != 0)
+		return -1;
+	memset(m, 0, sizeof(*m));
+	m->flags = be_get32(p + 12);
+	m->request_time = get64s(p + 16);
+	m->response_time = get64s(p + 24);
+	m->date = get64s(p + 32);
+	m->age_value = get64s(p + 40);
+	m->lifetime = get64s(p + 48);
+	m->last_modified = get64s(p + 56);
+	m->swr = get64s(p + 64);
+	m->sie = get64s(p + 72);
+	*head = p + META_FIXED;
+	/* A stored head is a status line and fields, CRLF each. */
+	if (!(*eflags & CF_VARY) && (*hdr_len < 14 ||
+	    memcmp(*head, "HTTP/1.1 ", 9) != 0 ||
+	    memcmp(*head + *hdr_len - 2, "\r\n", 2) != 0))
+		return -1;
+	return 0;
+}
+
+/* ---- the tier ------------------------------------------------------------ */
+
+static void spill(void *arg, struct cache *c, struct cache_ref *ref);
+static void plog_poll(struct mc_tier *t);
+
+struct mc_tier *
+mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
+{
+	const struct sluice_conf *cf = w->conf;
+	struct mc_tier *t;
+
+	if (cf->memcached.nservers == 0 || w->cache == NULL) {
+		snprintf(err, errlen, "no servers or no cache");
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return NULL;
+	}
+	t->w = w;
+	t->secret = cf->memcached.secret;
+	t->secret_len = strlen(t->secret);
+	t->item_max = MC_ITEM_VALUE_MAX_DEFAULT;
+	t->max_object = cf->memcached.max_object_size;
+	t->shared = cf->memcached.mode == MC_SHARED;
+	t->mc = mc_client_new((const char *const *)cf->memcached.servers,
+	    cf->memcached.nservers, cf->memcached.timeout_ms, MC_THREADS, err,
+	    errlen);
+	if (t->mc == NULL) {
+		free(t);
+		return NULL;
+	}
+	/* Spill mode keeps what eviction drops; shared mode stored every
+	 * object already when it was filled. */
+	if (!t->shared)
+		cache_set_spill(w->cache, spill, t, t->max_object + 65536);
+	{
+		struct mc_item_id id = { PLOG_SEQ_KEY, sizeof(PLOG_SEQ_KEY) - 1,
+		    t->secret, t->secret_len };
+
+		t->plog_poll = poll_purges &&
+		    mc_item_mckey(t->plog_seq_mckey, &id) > 0;
+	}
+	mc_tier_gauges(t);
+	return t;
+}
+
+void
+mc_tier_free(struct mc_tier *t)
+{
+	if (t == NULL)
+		return;
+	cache_set_spill(t->w->cache, NULL, NULL, 0);
+	mc_client_free(t->mc);
+	free(t);
+}
+
+int
+mc_tier_fd(const struct mc_tier *t)
+{
+	return t ? mc_client_fd(t->mc) : -1;
+}
+
+void
+mc_tier_gauges(struct mc_tier *t)
+{
+	struct mc_client_stats st;
+
+	if (t == NULL)
+		return;
+	plog_poll(t);
+	if (t->w->stats == NULL)
+		return;
+	mc_client_stats(t->mc, &st);
+	__atomic_store_n(&t->w->stats->mc_servers, st.servers, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->w->stats->mc_servers_up, st.servers_up,
+	    __ATOMIC_RELAXED);
+}
+
+/* ---- stores ---------------------------------------------------------------- */
+
+/* Hand one sealed item to the threads (takes buf). */
+static void
+set_item(struct mc_tier *t, const char *mckey, void *buf, size_t len,
+    bool whole)
+{
+	struct mc_set *s = malloc(sizeof(*s));
+
+	if (s == NULL) {
+		free(buf);
+		return;
+	}
+	s->bytes = len;
+	s->whole = whole;
+	if (mc_client_set_take(t->mc, mckey, strlen(mckey), buf, len, 0, s) ==
+	    MC_NOJOB) {
+		free(s);
+		stat(t, STAT_memcached_errors, 1);
+		return;
+	}
+	t->queued += len;
+}
+
+/*
+ * Write the complete entry of ref to memcached: one item, or chunks and
+ * then their manifest.  Copies from shm once; nothing here waits.
+ */
+static void
+store(struct mc_tier *t, struct cache *cache, const struct cache_ref *ref0)
+{
+	struct cache_ref ref = *ref0;
+	struct cache_view v;
+	struct mc_item_plan plan;
+	struct mc_item_id id;
+	uint8_t nonce[MC_ITEM_NONCE_LEN];
+	char mckey[MC_ITEM_MCKEY_SIZE], ckey[MC_ITEM_MCKEY_SIZE];
+	char *key = NULL;
+	uint8_t *buf = NULL;
+	uint64_t body_len, body_off;
+	size_t meta_len, po, len;
+
+	ref.cur_base = UINT64_MAX;	/* our own cursor, from the start */
+	cache_view(cache, &ref, &v);
+	if (v.state != CE_COMPLETE || !(v.flags & CF_HEAD) ||
+	    (v.flags & (CF_ABORTED | CF_PASS | CF_HFP)) || v.key_len == 0 ||
+	    v.key_len > MC_ITEM_KEY_MAX ||
+	    v.len < (uint64_t)v.key_len + v.hdr_len)
+		return;
+	body_off = (uint64_t)v.key_len + v.hdr_len;
+	body_len = v.len - body_off;
+	if (body_len > t->max_object)
+		return;
+	if (t->queued > STORE_QUEUE_MAX) {
+		stat(t, STAT_memcached_dropped, 1);
+		return;
+	}
+	meta_len = META_FIXED + v.hdr_len;
+	if (mc_item_plan(&plan, t->item_max, v.key_len, meta_len, body_len) != 0 ||
+	    (key = malloc(v.key_len)) == NULL ||
+	    cache_copy(cache, &ref, 0, key, v.key_len) != 0)
+		goto fail;
+	id.key = key;
+	id.key_len = v.key_len;
+	id.secret = t->secret;
+	id.secret_len = t->secret_len;
+	if (mc_item_mckey(mckey, &id) < 0)
+		goto fail;
+	po = mc_item_payload_off(v.key_len);
+	if (plan.nchunks == 0) {
+		if ((buf = malloc(plan.item_size)) == NULL)
+			goto fail;
+		meta_put(buf + po, v.flags, v.hdr_len, &v.meta);
+		if (cache_copy(cache, &ref, v.key_len, buf + po + META_FIXED,
+		    v.hdr_len) != 0 ||
+		    (body_len > 0 && cache_copy(cache, &ref, body_off,
+		    buf + po + meta_len, (size_t)body_len) != 0) ||
+		    mc_item_encode_object(buf, plan.item_size, &len, &id,
+		    buf + po, meta_len, buf + po + meta_len, (size_t)body_len) != 0)
+			goto fail;
+		set_item(t, mckey, buf, len, true);
+		free(key);
+		return;
+	}
+	/* Chunks first, the manifest last: a reader that finds the
+	 * manifest early finds a chunk missing, which is a miss. */
+	if (mc_item_nonce(nonce) != 0)
+		goto fail;
+	for (uint32_t i = 0; i < plan.nchunks; i++) {
+		uint64_t off;
+		size_t plen, size = mc_item_chunk_size(&plan, v.key_len, i);
+
+		if (size == 0 || mc_item_plan_chunk(&plan, i, &off, &plen) != 0 ||
+		    mc_item_chunk_mckey(ckey, mckey, nonce, i) < 0 ||
+		    (buf = malloc(size)) == NULL)
+			goto fail;
+		if (cache_copy(cache, &ref, body_off + off, buf + po, plen) != 0 ||
+		    mc_item_encode_chunk(buf, size, &len, &id, &plan, nonce, i,
+		    buf + po, plen) != 0)
+			goto fail;
+		set_item(t, ckey, buf, len, false);
+		buf = NULL;
+	}
+	if ((buf = malloc(plan.item_size)) == NULL)
+		goto fail;
+	meta_put(buf + po, v.flags, v.hdr_len, &v.meta);
+	if (cache_copy(cache, &ref, v.key_len, buf + po + META_FIXED,
+	    v.hdr_len) != 0 ||
+	    mc_item_encode_manifest(buf, plan.item_size, &len, &id, &plan, nonce,
+	    buf + po, meta_len) != 0)
+		goto fail;
+	set_item(t, mckey, buf, len, true);
+	free(key);
+	return;
+fail:
+	stat(t, STAT_memcached_errors, 1);
+	free(buf);
+	free(key);
+}
+
+/* The cache's eviction hook (spill mode). */
+static void
+spill(void *arg, struct cache *c, struct cache_ref *ref)
+{
+	struct mc_tier *t = arg;
+	uint64_t before = t->queued;
+
+	store(t, c, ref);
+	if (t->queued != before)
+		stat(t, STAT_memcached_spilled, 1);
+}
+
+void
+mc_tier_stored(struct conn *c, const struct cache_ref *ref)
+{
+	struct mc_tier *t = c->w->mc;
+
+	if (t != NULL && t->shared)
+		store(t, c->w->cache, ref);
+}
+
+/* ---- the purge log ----------------------------------------------------------- */
+
+static int
+plog_mckey(const struct mc_tier *t, uint64_t seq, char out[MC_ITEM_MCKEY_SIZE],
+    char name[32])
+{
+	int n = snprintf(name, 32, "P %llu", (unsigned long long)seq);
+	struct mc_item_id id = { name, (size_t)n, t->secret, t->secret_len };
+
+	return mc_item_mckey(out, &id);
+}
+
+/* A purge: take a record number; the record is written when it comes. */
+static void
+plog_append(struct mc_tier *t, const char *key, size_t klen)
+{
+	struct plog_add *a;
+
+	if (t->plog_seq_mckey[0] == '\0') {
+		struct mc_item_id id = { PLOG_SEQ_KEY, sizeof(PLOG_SEQ_KEY) - 1,
+		    t->secret, t->secret_len };
+
+		if (mc_item_mckey(t->plog_seq_mckey, &id) < 0)
+			return;
+	}
+	if (klen > MC_ITEM_KEY_MAX || (a = malloc(sizeof(*a) + klen)) == NULL)
+		return;
+	a->klen = klen;
+	memcpy(a->key, key, klen);
+	if (mc_client_incr(t->mc, t->plog_seq_mckey, strlen(t->plog_seq_mckey),
+	    a) == MC_NOJOB) {
+		free(a);
+		stat(t, STAT_memcached_errors, 1);
+	}
+}
+
+/* The incr answered: write record `seq` naming the purged key. */
+static void
+plog_write(struct mc_tier *t, struct plog_add *a, uint64_t seq)
+{
+	char name[32], mckey[MC_ITEM_MCKEY_SIZE];
+	struct mc_item_id id = { name, 0, t->secret, t->secret_len };
+	size_t size, len;
+	uint8_t *buf;
+
+	if (plog_mckey(t, seq, mckey, name) < 0)
+		return;
+	id.key_len = strlen(name);
+	size = mc_item_object_size(id.key_len, 0, a->klen);
+	if (size == 0 || (buf = malloc(size)) == NULL)
+		return;
+	if (mc_item_encode_object(buf, size, &len, &id, NULL, 0, a->key,
+	    a->klen) != 0) {
+		free(buf);
+		return;
+	}
+	set_item(t, mckey, buf, len, false);
+}
+
+/* Once a second (the polling worker): read the counter. */
+static void
+plog_poll(struct mc_tier *t)
+{
+	if (!t->plog_poll || t->plog_job != 0 || t->plog_left > 0)
+		return;
+	t->plog_job = mc_client_get(t->mc, t->plog_seq_mckey,
+	    strlen(t->plog_seq_mckey), NULL);
+	if (t->plog_job == MC_NOJOB)
+		t->plog_job = 0;
+}
+
+/* The counter's value: ask for the records past what we applied. */
+static void
+plog_counter(struct mc_tier *t, const struct mc_done *d)
+{
+	uint64_t n = 0;
+
+	t->plog_job = 0;
+	if (d->status == MC_OK) {
+		char num[24];
+		size_t l = d->vlen < sizeof(num) - 1 ? d->vlen : sizeof(num) - 1;
+
+		memcpy(num, d->value, l);
+		num[l] = '\0';
+		n = strtoull(num, NULL, 10);	/* memcached pads with spaces */
+	} else if (d->status != MC_MISS)
+		return;
+	if (!t->plog_synced || n < t->plog_seen) {
+		/* First read, or the log restarted: older records are not
+		 * ours to replay. */
+		t->plog_seen = n;
+		t->plog_synced = true;
+		return;
+	}
+	t->plog_n = t->plog_left = 0;
+	t->plog_first_missing = 0;
+	for (uint64_t s = t->plog_seen + 1; s <= n && t->plog_n < PLOG_BATCH; s++) {
+		char name[32], mckey[MC_ITEM_MCKEY_SIZE];
+		uint64_t job;
+
+		if (plog_mckey(t, s, mckey, name) < 0 ||
+		    (job = mc_client_get(t->mc, mckey, strlen(mckey), NULL)) ==
+		    MC_NOJOB)
+			break;
+		t->plog[t->plog_n].job = job;
+		t->plog[t->plog_n].seq = s;
+		t->plog_n++;
+		t->plog_left++;
+	}
+}
+
+/* A record (or its absence) arrived; the last one moves plog_seen. */
+static void
+plog_record(struct mc_tier *t, struct plog_get *g, const struct mc_done *d)
+{
+	char name[32], mckey[MC_ITEM_MCKEY_SIZE];
+	struct mc_item_id id = { name, 0, t->secret, t->secret_len };
+	struct mc_item_view v;
+
+	g->job = 0;
+	if (d->status == MC_OK && plog_mckey(t, g->seq, mckey, name) > 0) {
+		id.key_len = strlen(name);
+		if (mc_item_decode(&v, &id, d->value, d->vlen) == 0 &&
+		    v.kind == MC_ITEM_OBJECT && v.meta_len == 0 && v.data_len > 0) {
+			cache_invalidate(t->w->cache, (const char *)v.data,
+			    v.data_len);
+			stat(t, STAT_memcached_purges, 1);
+		} else
+			stat(t, STAT_memcached_rejected, 1);
+	} else if (t->plog_first_missing == 0 || g->seq < t->plog_first_missing)
+		t->plog_first_missing = g->seq;
+	if (--t->plog_left > 0)
+		return;
+	if (t->plog_first_missing != 0 && t->plog_tries < PLOG_RETRIES) {
+		/* Its writer may not have stored it yet: next poll. */
+		t->plog_seen = t->plog_first_missing - 1;
+		t->plog_tries++;
+	} else {
+		t->plog_seen = t->plog[t->plog_n - 1].seq;
+		t->plog_tries = 0;
+	}
+	t->plog_n = 0;
+}
+
+/* Is d the answer to a purge-log read?  Then it is handled here. */
+static bool
+plog_done(struct mc_tier *t, const struct mc_done *d)
+{
+	if (d->op != MC_OP_GET || d->cookie != NULL)
+		return false;
+	if (t->plog_job != 0 && d->id == t->plog_job) {
+		plog_counter(t, d);
+		return true;
+	}
+	for (unsigned i = 0; i < t->plog_n; i++)
+		if (t->plog[i].job == d->id && d->id != 0) {
+			plog_record(t, &t->plog[i], d);
+			return true;
+		}
+	return false;
+}
+
+void
+mc_tier_invalidate(struct conn *c, const char *key, size_t klen)
+{
+	struct mc_tier *t = c->w->mc;
+	struct mc_item_id id = { key, klen, NULL, 0 };
+	char mckey[MC_ITEM_MCKEY_SIZE];
+
+	if (t == NULL)
+		return;
+	id.secret = t->secret;
+	id.secret_len = t->secret_len;
+	/* The primary key: an object, a manifest (its chunks become
+	 * unreachable) or a Vary marker (so do its variants). */
+	if (mc_item_mckey(mckey, &id) > 0 &&
+	    mc_client_delete(t->mc, mckey, strlen(mckey), NULL) == MC_NOJOB)
+		stat(t, STAT_memcached_errors, 1);
+	plog_append(t, key, klen);
+}
+
+/* ---- lookups ----------------------------------------------------------------- */
+
+static void
+fetch_free(struct mc_tier *t, struct mc_fetch *mf)
+{
+	if (mf == NULL)
+		return;
+	if (mf->job != 0)
+		mc_client_cancel(t->mc, mf->job);
+	for (uint32_t i = 0; i < mf->n; i++) {
+		if (mf->jobs != NULL && mf->jobs[i] != 0)
+			mc_client_cancel(t->mc, mf->jobs[i]);
+		if (mf->items != NULL)
+			free(mf->items[i]);
+	}
+	free(mf->jobs);
+	free(mf->items);
+	free(mf->lens);
+	free(mf->man);
+	free(mf);
+}
+
+static struct mc_item_id
+id_of(const struct mc_tier *t, const struct creq *cs)
+{
+	struct mc_item_id id = { cs->key, cs->key_len, t->secret, t->secret_len };
+
+	return id;
+}
+
+bool
+mc_tier_lookup(struct conn *c)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	struct mc_item_id id;
+	struct mc_fetch *mf;
+	unsigned bit = cs->key_len == cs->primary_len ? 1u : 2u;
+
+	if (t == NULL || cs->fill.idx == 0 || (cs->mc_tried & bit) ||
+	    cs->key_len > MC_ITEM_KEY_MAX)
+		return false;
+	cs->mc_tried |= bit;
+	if ((mf = calloc(1, sizeof(*mf))) == NULL)
+		return false;
+	id = id_of(t, cs);
+	if (mc_item_mckey(mf->mckey, &id) < 0 ||
+	    (mf->job = mc_client_get(t->mc, mf->mckey, strlen(mf->mckey), c)) ==
+	    MC_NOJOB) {
+		mf->job = 0;
+		fetch_free(t, mf);
+		stat(t, STAT_memcached_errors, 1);
+		return false;
+	}
+	cs->mf = mf;
+	c->state = C_MC;
+	conn_set_deadline(c, (uint64_t)c->w->conf->memcached.timeout_ms +
+	    DEADLINE_SLACK);
+	return true;
+}
+
+void
+mc_tier_cancel(struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+
+	if (cs->mf != NULL) {
+		fetch_free(c->w->mc, cs->mf);
+		cs->mf = NULL;
+	}
+}
+
+/* Not from memcached after all: on to the origin with our fill. */
+static void
+to_origin(struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+
+	mc_tier_cancel(c);
+	cache_serve_stat(c, STAT_cache_misses, 1);
+	if (cs->fill.idx == 0)
+		cs->mode = CS_PASS;
+	conn_start_upstream(c);
+}
+
+void
+mc_tier_timeout(struct conn *c)
+{
+	stat(c->w->mc, STAT_memcached_errors, 1);
+	to_origin(c);
+}
+
+/* An item failed verification: count it and remove it, so no other
+ * request trips on it.  (Its name is an HMAC of the key: whoever wrote
+ * it could write there anyway.) */
+static void
+reject(struct conn *c, const char *mckey, int err)
+{
+	struct mc_tier *t = c->w->mc;
+
+	stat(t, STAT_memcached_rejected, 1);
+	log_info("memcached item %.24s... rejected: %s", mckey,
+	    mc_item_strerror(err));
+	mc_client_delete(t->mc, mckey, strlen(mckey), NULL);
+}
+
+/*
+ * Write a verified object into our filling entry and commit it, then
+ * run the lookup again (the entry is in shm now).  On failure the fill
+ * is given up and the request goes to the origin uncached.
+ */
+static void
+promote(struct conn *c, const struct mc_item_view *v, const struct iovec *body,
+    size_t nbody, const char *mckey)
+{
+	struct creq *cs = &c->req->cs;
+	struct cache *cache = c->w->cache;
+	struct cache_meta meta;
+	const uint8_t *head;
+	uint32_t hdr_len;
+	unsigned eflags;
+
+	if (meta_get(v->meta, v->meta_len, v->body_len, &eflags, &meta, &head,
+	    &hdr_len) != 0) {
+		reject(c, mckey, MC_ITEM_E_VERSION);
+		to_origin(c);
+		return;
+	}
+	if (cache_append(cache, &cs->fill, head, hdr_len) != 0)
+		goto fail;
+	cache_set_head(cache, &cs->fill, hdr_len, &meta, v->body_len,
+	    eflags & CF_VARY);
+	for (size_t i = 0; i < nbody; i++)
+		if (body[i].iov_len > 0 && cache_append(cache, &cs->fill,
+		    body[i].iov_base, body[i].iov_len) != 0)
+			goto fail;
+	if (cache_commit(cache, &cs->fill) != 0)
+		goto fail;
+	cache_release(cache, &cs->fill);
+	mc_tier_cancel(c);
+	stat(c->w->mc, STAT_memcached_hits, 1);
+	cs->mc_hit = true;
+	free(cs->key);
+	cs->key = NULL;
+	cs->mode = CS_NONE;
+	if (!cache_serve_lookup(c))
+		conn_start_upstream(c);
+	return;
+fail:
+	/* No room in shm (or too big for it): fetch it, uncached. */
+	cache_abort(cache, &cs->fill, CF_PASS);
+	cache_release(cache, &cs->fill);
+	to_origin(c);
+}
+
+/* All chunks are in: verify them against the manifest, then promote. */
+static void
+chunks_done(struct conn *c, struct mc_fetch *mf)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	struct mc_item_id id = id_of(t, cs);
+	struct mc_item_view *cv;
+	struct iovec *iov;
+	int rc = MC_ITEM_E_ARG;
+
+	cv = calloc(mf->n, sizeof(*cv));
+	iov = calloc(mf->n, sizeof(*iov));
+	if (cv == NULL || iov == NULL) {
+		free(cv);
+		free(iov);
+		to_origin(c);
+		return;
+	}
+	for (uint32_t i = 0; i < mf->n; i++)
+		if ((rc = mc_item_decode(&cv[i], &id, mf->items[i], mf->lens[i])) != 0 ||
+		    cv[i].kind != MC_ITEM_CHUNK)
+			break;
+	if (rc == 0)
+		rc = mc_item_assemble_iov(&mf->mv, cv, mf->n, iov, mf->n);
+	if (rc != 0) {
+		/* A chunk of another version, or forged: the manifest is
+		 * what leads here, so it goes. */
+		reject(c, mf->mckey, rc);
+		to_origin(c);
+	} else
+		promote(c, &mf->mv, iov, mf->n, mf->mckey);
+	free(cv);
+	free(iov);
+}
+
+/* The object's (or manifest's) item arrived. */
+static void
+got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	struct mc_item_id id = id_of(t, cs);
+	struct mc_item_view v;
+	struct iovec iov;
+	int rc;
+
+	if ((rc = mc_item_decode(&v, &id, item, len)) != 0 ||
+	    (v.kind != MC_ITEM_OBJECT && v.kind != MC_ITEM_MANIFEST) ||
+	    v.body_len > t->max_object) {
+		free(item);
+		reject(c, mf->mckey, rc ? rc : MC_ITEM_E_KIND);
+		to_origin(c);
+		return;
+	}
+	if (v.kind == MC_ITEM_OBJECT) {
+		iov.iov_base = (void *)v.data;
+		iov.iov_len = v.data_len;
+		promote(c, &v, &iov, 1, mf->mckey);
+		free(item);
+		return;
+	}
+	/* A manifest: fetch every chunk, all at once. */
+	mf->man = item;
+	mf->man_len = len;
+	mf->mv = v;
+	mf->n = mf->left = v.nchunks;
+	mf->jobs = calloc(mf->n, sizeof(*mf->jobs));
+	mf->items = calloc(mf->n, sizeof(*mf->items));
+	mf->lens = calloc(mf->n, sizeof(*mf->lens));
+	if (mf->jobs == NULL || mf->items == NULL || mf->lens == NULL) {
+		to_origin(c);
+		return;
+	}
+	for (uint32_t i = 0; i < mf->n; i++) {
+		char ckey[MC_ITEM_MCKEY_SIZE];
+
+		if (mc_item_chunk_mckey(ckey, mf->mckey, v.nonce, i) < 0 ||
+		    (mf->jobs[i] = mc_client_get(t->mc, ckey, strlen(ckey), c)) ==
+		    MC_NOJOB) {
+			mf->jobs[i] = 0;
+			stat(t, STAT_memcached_errors, 1);
+			to_origin(c);
+			return;
+		}
+	}
+	conn_set_deadline(c, (uint64_t)c->w->conf->memcached.timeout_ms +
+	    DEADLINE_SLACK);
+}
+
+/* A get of c's lookup completed. */
+static void
+got(struct conn *c, struct mc_done *d)
+{
+	struct mc_tier *t = c->w->mc;
+	struct mc_fetch *mf = c->req ? c->req->cs.mf : NULL;
+	uint32_t i;
+
+	if (mf == NULL || c->state != C_MC) {
+		free(d->value);
+		return;
+	}
+	if (d->status != MC_OK) {
+		free(d->value);
+		if (d->status == MC_MISS)
+			stat(t, STAT_memcached_misses, 1);
+		else
+			stat(t, STAT_memcached_errors, 1);
+		if (d->id == mf->job)
+			mf->job = 0;
+		to_origin(c);
+		return;
+	}
+	if (d->id == mf->job) {
+		mf->job = 0;
+		got_item(c, mf, d->value, d->vlen);
+		return;
+	}
+	for (i = 0; i < mf->n && mf->jobs[i] != d->id; i++)
+		;
+	if (i == mf->n) {
+		free(d->value);
+		return;
+	}
+	mf->jobs[i] = 0;
+	mf->items[i] = d->value;
+	mf->lens[i] = d->vlen;
+	if (--mf->left == 0)
+		chunks_done(c, mf);
+}
+
+void
+mc_tier_ready(struct mc_tier *t)
+{
+	struct mc_done d;
+
+	/* One at a time: running a connection may end its request, whose
+	 * other jobs are then cancelled before they are read here. */
+	for (int n = 0; n < 256 && mc_client_done(t->mc, &d, 1) == 1; n++) {
+		if (plog_done(t, &d)) {
+			free(d.value);
+			continue;
+		}
+		if (d.op == MC_OP_INCR) {
+			if (d.status == MC_OK)
+				plog_write(t, d.cookie, d.num);
+			else
+				stat(t, STAT_memcached_errors, 1);
+			free(d.cookie);
+			continue;
+		}
+		if (d.op == MC_OP_GET && d.cookie != NULL) {
+			struct conn *c = d.cookie;
+
+			got(c, &d);
+			if (!c->in_run)
+				conn_kick_now(c);
+			continue;
+		}
+		if (d.op == MC_OP_SET && d.cookie != NULL) {
+			struct mc_set *s = d.cookie;
+
+			t->queued -= s->bytes < t->queued ? s->bytes : t->queued;
+			if (d.status != MC_OK)
+				stat(t, STAT_memcached_errors, 1);
+			else if (s->whole)
+				stat(t, STAT_memcached_stores, 1);
+			free(s);
+		} else if (d.op == MC_OP_DELETE && d.status != MC_OK &&
+		    d.status != MC_MISS)
+			stat(t, STAT_memcached_errors, 1);
+		free(d.value);
+	}
+}
