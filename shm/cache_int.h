@@ -26,9 +26,14 @@
 #define NONE		UINT32_MAX
 #define WALK_MAX(c)	((c)->h->nentries + 1u)	/* bound on any chain walk */
 
-/* Test builds: die inside a critical section, to prove the recovery. */
+/* Test builds: die inside a critical section, to prove the recovery.
+ * Workers only (me >= 0): the master runs some of these sections when it
+ * reaps a dead worker (entry_kill, ref_drop_locked), it has SLUICE_FAULTS
+ * in its environment too, and it must never die. */
 #ifdef SLUICE_FAULT_INJECTION
 #define CRASH_POINT(c, name) do { \
+	if ((c)->me < 0) \
+		break; \
 	if (((c)->crash_at != NULL && strcmp((c)->crash_at, name) == 0) || \
 	    fault_fail("cache_crash_" name)) \
 		raise(SIGKILL); \

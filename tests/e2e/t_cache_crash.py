@@ -833,6 +833,36 @@ T.append(("F20 clock jumps (faketime)", clock_jump))
 # 9. F2 (a worker SIGSTOPped holding a lock) needs the heartbeat watchdog,
 # which does not exist yet: deliberately not tested here.
 
+def master_reap_armed():
+    """The master inherits SLUICE_FAULTS and runs some critical sections
+    itself when it reaps a worker (dropping the fill it was making): the
+    crash points must not fire there.  A worker killed mid-fill with
+    cache_crash_unlink:1 armed: the master lives, a new worker serves."""
+    def slow(conn):
+        if conn.read_request(timeout=30) is None:
+            return
+        conn.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                  b"Content-Length: 100000\r\n\r\n" + b"x" * 5000)
+        time.sleep(20)
+    o = new_origin(slow)
+    sl = cache_sluice(env={"SLUICE_FAULTS": "cache_crash_unlink:1"}, workers=1)
+    expect(sl.wait_workers(1), "no worker", sl.diag())
+    s = socket.create_connection(("127.0.0.1", sl.port))
+    s.sendall(build("GET", o.url("/slow"), [("Connection", "close")]))
+    s.settimeout(5)
+    expect(s.recv(100), "no response head")    # the fill is under way
+    w = sl.worker_pids()[0]
+    os.kill(w, signal.SIGKILL)
+    s.close()
+    expect(poll(lambda: sl.worker_pids() and sl.worker_pids()[0] != w, timeout=10),
+           "no new worker", sl.diag())
+    expect(sl.alive(), "the master died", sl.diag())
+
+
+T.append(("F1 the master reaps a worker killed mid-fill with a crash point armed: the master "
+          "survives (crash points fire in workers only)", master_reap_armed))
+
+
 if os.environ.get("ONLY"):
     T = [c for c in T if re.search(os.environ["ONLY"], c[0])]
 main(T)
