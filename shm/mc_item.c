@@ -12,6 +12,7 @@
  * authenticates, and only then trusts any field.  Every pointer it hands
  * out lies inside [item, item + len).
  */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -71,6 +72,15 @@ mc_item_strerror(int err)
 
 /* ---- HMAC-SHA256 over up to two pieces ------------------------------ */
 
+static EVP_MAC *hmac_alg;		/* set once, then only read */
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void
+hmac_fetch(void)
+{
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
 static int
 hmac2(uint8_t out[MC_ITEM_MAC_LEN], const void *secret, size_t secret_len,
     const void *a, size_t alen, const void *b, size_t blen)
@@ -81,8 +91,10 @@ hmac2(uint8_t out[MC_ITEM_MAC_LEN], const void *secret, size_t secret_len,
 	size_t outl = 0;
 	int ok = 0;
 
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac == NULL)
+	/* Fetched once: a fetch takes the provider store's lock and a
+	 * lookup, which would cost as much as hashing a small item. */
+	pthread_once(&hmac_once, hmac_fetch);
+	if ((mac = hmac_alg) == NULL)
 		return MC_ITEM_E_CRYPTO;
 	ctx = EVP_MAC_CTX_new(mac);
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
@@ -96,7 +108,6 @@ hmac2(uint8_t out[MC_ITEM_MAC_LEN], const void *secret, size_t secret_len,
 	    outl == MC_ITEM_MAC_LEN)
 		ok = 1;
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
 	return ok ? MC_ITEM_OK : MC_ITEM_E_CRYPTO;
 }
 

@@ -2,7 +2,8 @@
  * mc_item.h - the byte format of sluice's items in memcached: names,
  * envelope, split of large objects, verification and reassembly.
  *
- * Pure code: no I/O, no libmemcached, no logging, no state; it builds
+ * Pure code: no I/O, no libmemcached, no logging, no state (but the HMAC
+ * algorithm, fetched once); it builds
  * and checks byte strings and is safe to call from any thread (the
  * memcached thread pool).  Errors are negative MC_ITEM_E_* codes.
  *
