@@ -24,6 +24,11 @@
  * - One mutex guards the pending queue and the completion list; the
  *   critical sections are a few pointer moves, so the event loop never
  *   waits on a thread that is inside libmemcached.
+ * - Jobs on one key run in the order they were submitted: each key has
+ *   a lane (a hash of the key modulo the thread count) and one thread
+ *   serves each lane, oldest job first.  Without it a PURGE's delete could
+ *   overtake a slow set of the same object on another thread and the set
+ *   would land last, bringing the purged object back.
  * - A job that waited in the queue longer than timeout_ms is completed
  *   as MC_TIMEOUT without I/O: the worker has already moved on, and it
  *   keeps every completion within about 2 x timeout_ms of its submit.
@@ -62,6 +67,7 @@ struct mc_job {
 	int64_t t_submit;		/* monotonic ms */
 	char *key;
 	size_t klen;
+	unsigned lane;			/* the thread that runs it (per key) */
 	void *val;			/* set: the value; get: the result */
 	size_t vlen;
 	uint64_t num;			/* incr: the new value */
@@ -79,6 +85,7 @@ struct mc_server {
 
 struct mc_thread {
 	struct mc_client *mc;
+	unsigned lane;			/* the jobs it runs: key hash % nthreads */
 	pthread_t tid;
 	memcached_st *memc;
 	struct mc_job *busy;		/* in flight, under mc->lock */
@@ -348,11 +355,18 @@ mc_thread_main(void *arg)
 
 	pthread_mutex_lock(&mc->lock);
 	for (;;) {
-		while (!mc->stop && mc->pending.head == NULL)
+		/* The oldest job of our lane (the queue is at most
+		 * MC_CLIENT_QUEUE_MAX long). */
+		for (;;) {
+			for (j = mc->pending.head; j != NULL && j->lane != t->lane;
+			    j = j->next)
+				;
+			if (mc->stop || j != NULL)
+				break;
 			pthread_cond_wait(&mc->cond, &mc->lock);
+		}
 		if (mc->stop)
 			break;
-		j = mc->pending.head;
 		mc_list_unlink(&mc->pending, j);
 		t->busy = j;
 		pthread_mutex_unlock(&mc->lock);
@@ -565,6 +579,7 @@ mc_client_new(const char *const *servers, size_t n, int timeout_ms,
 		struct mc_thread *t = &mc->threads[i];
 
 		t->mc = mc;
+		t->lane = (unsigned)i;
 		t->memc = memcached_clone(NULL, mc->root);
 		if (t->memc == NULL) {
 			snprintf(err, errlen, "memcached: clone failed");
@@ -605,6 +620,17 @@ mc_client_server_of(const struct mc_client *mc, const char *key,
 
 /* ---- submit / complete ------------------------------------------------- */
 
+/* FNV-1a of the key: which thread runs its jobs. */
+static unsigned
+mc_lane(const struct mc_client *mc, const char *key, size_t klen)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return h % mc->nthreads;
+}
+
 /* own: val is a malloc'ed buffer this call takes over (freed on failure). */
 static uint64_t
 mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
@@ -644,6 +670,7 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 		goto oom;
 	memcpy(j->key, key, klen);
 	j->klen = klen;
+	j->lane = mc_lane(mc, key, klen);
 	if (op == MC_OP_SET && own != NULL) {
 		j->val = own;		/* freed with the job, even when down */
 		own = NULL;
@@ -672,7 +699,8 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 		mc_kick(mc);
 	} else {
 		mc_list_push(&mc->pending, j);
-		pthread_cond_signal(&mc->cond);
+		/* Every thread looks: only the job's lane takes it. */
+		pthread_cond_broadcast(&mc->cond);
 	}
 	pthread_mutex_unlock(&mc->lock);
 	return id;

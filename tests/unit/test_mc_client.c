@@ -307,6 +307,50 @@ test_take_and_incr(void **state)
 	mc_stop(pid);
 }
 
+/* Jobs on one key run in submit order: a delete submitted right after a
+ * large set never lands first (else a PURGE could be undone). */
+static void
+test_key_order(void **state)
+{
+	unsigned short port;
+	pid_t pid;
+	struct mc_client *mc;
+	struct mc_done d;
+	size_t vlen = 900 * 1024;
+	char *v = malloc(vlen);
+	int reordered = 0;
+
+	(void)state;
+	skip_unless_ready();
+	assert_non_null(v);
+	memset(v, 'v', vlen);
+	port = free_port();
+	pid = mc_start(port);
+	mc = client(&port, 1, 2000, 4);
+	for (int i = 0; i < 40; i++) {
+		char key[32];
+		uint64_t a, b;
+
+		snprintf(key, sizeof(key), "ord-%d", i);
+		a = mc_client_set(mc, key, strlen(key), v, vlen, 0, NULL);
+		b = mc_client_delete(mc, key, strlen(key), NULL);
+		assert_true(a != MC_NOJOB && b != MC_NOJOB);
+		for (int k = 0; k < 2; k++) {
+			if (!wait_one(mc, &d, 5000))
+				fail_msg("no completion");
+			free(d.value);
+		}
+		d = sync_done(mc, mc_client_get(mc, key, strlen(key), NULL), 3000);
+		if (d.status == MC_OK)
+			reordered++;
+		free(d.value);
+	}
+	assert_int_equal(reordered, 0);
+	free(v);
+	mc_client_free(mc);
+	mc_stop(pid);
+}
+
 static void
 test_miss_delete(void **state)
 {
@@ -735,6 +779,7 @@ main(void)
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_take_and_incr),
+		cmocka_unit_test(test_key_order),
 		cmocka_unit_test(test_miss_delete),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_two_servers),
