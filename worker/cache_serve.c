@@ -800,6 +800,8 @@ cache_serve_response(struct conn *c, const char *rbuf)
 			/* The new answer must not be shadowed by the old one. */
 			cache_release(cache, &cs->read);
 			cache_invalidate(cache, cs->key, cs->key_len);
+			/* ... nor by a copy in memcached. */
+			mc_tier_invalidate(c, cs->key, cs->key_len, false);
 		}
 		cs->mode = CS_PASS;
 		cache_serve_stat(c, STAT_cache_uncacheable, 1);
@@ -825,6 +827,7 @@ cache_serve_response(struct conn *c, const char *rbuf)
 		 * made from: its key would not tell its variants apart. */
 		fill_drop(c, CF_PASS);
 		cache_invalidate(cache, cs->key, cs->primary_len);
+		mc_tier_invalidate(c, cs->key, cs->primary_len, false);
 		cs->mode = CS_PASS;
 		cache_serve_set_status(cs, "fwd=uri-miss; detail=vary");
 		cache_serve_stat(c, STAT_cache_uncacheable, 1);
@@ -925,7 +928,7 @@ invalidate_url(struct conn *c, const char *url, size_t len)
 	rv = n > 0 && (size_t)n < need ?
 	    cache_invalidate(c->w->cache, key, (size_t)n) : 0;
 	if (n > 0 && (size_t)n < need)
-		mc_tier_invalidate(c, key, (size_t)n);
+		mc_tier_invalidate(c, key, (size_t)n, true);
 	free(key);
 	return rv;
 }
@@ -946,7 +949,7 @@ cache_serve_invalidate(struct conn *c, const char *rbuf)
 		return;
 	if (cache_invalidate(cache, r->cs.key, r->cs.primary_len))
 		cache_serve_stat(c, STAT_cache_invalidated, 1);
-	mc_tier_invalidate(c, r->cs.key, r->cs.primary_len);
+	mc_tier_invalidate(c, r->cs.key, r->cs.primary_len, true);
 	/* Location and Content-Location of the same origin (RFC 9111 4.4):
 	 * the absolute forms only, and only for this request's host:port. */
 	for (unsigned i = 0; i < rm->nfields; i++) {
@@ -986,7 +989,7 @@ cache_serve_purge(struct conn *c)
 		return true;
 	}
 	found = cache_invalidate(c->w->cache, r->cs.key, r->cs.primary_len);
-	mc_tier_invalidate(c, r->cs.key, r->cs.primary_len);
+	mc_tier_invalidate(c, r->cs.key, r->cs.primary_len, true);
 	if (found)
 		cache_serve_stat(c, STAT_cache_invalidated, 1);
 	conn_answer(c, found ? 200 : 404, found ? "Purged." : "Not in the cache.");

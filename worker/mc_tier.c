@@ -579,7 +579,7 @@ plog_done(struct mc_tier *t, const struct mc_done *d)
 }
 
 void
-mc_tier_invalidate(struct conn *c, const char *key, size_t klen)
+mc_tier_invalidate(struct conn *c, const char *key, size_t klen, bool farm)
 {
 	struct mc_tier *t = c->w->mc;
 	struct mc_item_id id = { key, klen, NULL, 0 };
@@ -594,7 +594,8 @@ mc_tier_invalidate(struct conn *c, const char *key, size_t klen)
 	if (mc_item_mckey(mckey, &id) > 0 &&
 	    mc_client_delete(t->mc, mckey, strlen(mckey), NULL) == MC_NOJOB)
 		stat(t, STAT_memcached_errors, 1);
-	plog_append(t, key, klen);
+	if (farm)
+		plog_append(t, key, klen);
 }
 
 /* ---- lookups ----------------------------------------------------------------- */

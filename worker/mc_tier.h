@@ -51,7 +51,9 @@ void mc_tier_cancel(struct conn *c);
 
 /* Shared mode: the complete entry of ref was just stored in shm. */
 void mc_tier_stored(struct conn *c, const struct cache_ref *ref);
-/* The cache key's entry was dropped (PURGE, unsafe method). */
-void mc_tier_invalidate(struct conn *c, const char *key, size_t klen);
+/* The cache key's entry was dropped: delete it in memcached too; farm
+ * (PURGE, unsafe method): and tell every node (the purge log). */
+void mc_tier_invalidate(struct conn *c, const char *key, size_t klen,
+    bool farm);
 
 #endif
