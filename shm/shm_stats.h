@@ -55,8 +55,9 @@
 	X(memcached_spilled,	"objects evicted from shm and sent to memcached") \
 	X(memcached_errors,	"memcached operations failed, timed out or skipped (server down)") \
 	X(memcached_rejected,	"memcached items that failed verification (HMAC, key, format)") \
-	X(memcached_dropped,	"stores dropped because too many bytes were queued") \
+	X(memcached_dropped,	"stores (or chunked lookups) dropped: too many bytes in flight") \
 	X(memcached_purges,	"purges by any node of the farm applied to this node's shm") \
+	X(memcached_purges_lost, "purges never logged for the farm (memcached unreachable too long)") \
 	X(filter_allowed,	"requests the URL filter allowed") \
 	X(filter_denied,	"requests the URL filter denied (block page or closed tunnel)") \
 	X(filter_regex_limits,	"filter decisions stopped by a PCRE2 limit") \

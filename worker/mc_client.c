@@ -319,7 +319,7 @@ mc_run(struct mc_client *mc, memcached_st *memc, struct mc_job *j)
 	case MC_OP_INCR:
 		/* Binary protocol: creates the counter at 1 when absent. */
 		rc = memcached_increment_with_initial(memc, j->key, j->klen, 1,
-		    1, 0, &j->num);
+		    j->num, 0, &j->num);	/* num: the initial value, then the result */
 		break;
 	}
 	j->status = mc_classify(rc, &fault);
@@ -634,7 +634,8 @@ mc_lane(const struct mc_client *mc, const char *key, size_t klen)
 /* own: val is a malloc'ed buffer this call takes over (freed on failure). */
 static uint64_t
 mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
-    const void *val, size_t vlen, uint32_t ttl, void *cookie, void *own)
+    const void *val, size_t vlen, uint32_t ttl, void *cookie, void *own,
+    uint64_t num)
 {
 	struct mc_job *j;
 	int64_t now;
@@ -671,6 +672,7 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 	memcpy(j->key, key, klen);
 	j->klen = klen;
 	j->lane = mc_lane(mc, key, klen);
+	j->num = num;
 	if (op == MC_OP_SET && own != NULL) {
 		j->val = own;		/* freed with the job, even when down */
 		own = NULL;
@@ -714,7 +716,7 @@ uint64_t
 mc_client_get(struct mc_client *mc, const char *key, size_t klen,
     void *cookie)
 {
-	return mc_submit(mc, MC_OP_GET, key, klen, NULL, 0, 0, cookie, NULL);
+	return mc_submit(mc, MC_OP_GET, key, klen, NULL, 0, 0, cookie, NULL, 0);
 }
 
 uint64_t
@@ -724,7 +726,7 @@ mc_client_set(struct mc_client *mc, const char *key, size_t klen,
 	if (val == NULL && vlen != 0)
 		return MC_NOJOB;
 	return mc_submit(mc, MC_OP_SET, key, klen, val, vlen, ttl_s, cookie,
-	    NULL);
+	    NULL, 0);
 }
 
 uint64_t
@@ -734,21 +736,22 @@ mc_client_set_take(struct mc_client *mc, const char *key, size_t klen,
 	if (val == NULL)
 		return MC_NOJOB;
 	return mc_submit(mc, MC_OP_SET, key, klen, val, vlen, ttl_s, cookie,
-	    val);
+	    val, 0);
 }
 
 uint64_t
 mc_client_delete(struct mc_client *mc, const char *key, size_t klen,
     void *cookie)
 {
-	return mc_submit(mc, MC_OP_DELETE, key, klen, NULL, 0, 0, cookie, NULL);
+	return mc_submit(mc, MC_OP_DELETE, key, klen, NULL, 0, 0, cookie, NULL, 0);
 }
 
 uint64_t
 mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
-    void *cookie)
+    uint64_t initial, void *cookie)
 {
-	return mc_submit(mc, MC_OP_INCR, key, klen, NULL, 0, 0, cookie, NULL);
+	return mc_submit(mc, MC_OP_INCR, key, klen, NULL, 0, 0, cookie, NULL,
+	    initial);
 }
 
 size_t
@@ -905,8 +908,9 @@ mc_client_set_take(struct mc_client *mc, const char *key, size_t klen,
 
 uint64_t
 mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
-    void *cookie)
+    uint64_t initial, void *cookie)
 {
+	(void)initial;
 	(void)mc;
 	(void)key;
 	(void)klen;

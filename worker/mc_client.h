@@ -84,10 +84,10 @@ uint64_t mc_client_set(struct mc_client *mc, const char *key, size_t klen,
  * whatever happens, MC_NOJOB included): no copy. */
 uint64_t mc_client_set_take(struct mc_client *mc, const char *key,
     size_t klen, void *val, size_t vlen, uint32_t ttl_s, void *cookie);
-/* Add 1 to a counter item, creating it at 1 when absent (num in the
- * completion). */
+/* Add 1 to a counter item, creating it at `initial` when absent (num in
+ * the completion: the new value). */
 uint64_t mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
-    void *cookie);
+    uint64_t initial, void *cookie);
 uint64_t mc_client_delete(struct mc_client *mc, const char *key,
     size_t klen, void *cookie);
 

@@ -42,8 +42,17 @@
  * another number).  Every worker reads the counter every second and
  * drops the keys of the new records from the node's shm (a drop is
  * idempotent, so no worker needs to be the one).  A record not there yet is looked for again on the next two polls, then
- * skipped; a counter that went back (memcached flushed or restarted)
- * restarts the log from its new value.
+ * skipped; a counter that went back (its server restarted or was
+ * flushed) is read from record 1 again.  A purge whose `incr` fails
+ * (the counter's server down) waits in a bounded queue and is logged
+ * when the server is back; until then other nodes keep their copies.
+ *
+ * A purged key is remembered for a minute with the time of the purge:
+ * a copy of it fetched before that time is neither stored nor promoted.
+ * That closes the window in which a node that has not read the purge
+ * yet spills (or a late set lands) the old object back into memcached;
+ * a node that reads a purge record also deletes the key in memcached
+ * again, after its own queued sets of that key (one lane per key).
  */
 #include "config.h"
 
@@ -51,6 +60,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/rand.h>
 
 #include "lib/be.h"
 #include "lib/log.h"
@@ -70,6 +81,20 @@
 #define PLOG_BATCH	256		/* purge records read per poll */
 #define PLOG_RETRIES	2		/* polls a missing record is waited for */
 #define PLOG_SEQ_KEY	"P seq"		/* the counter's "cache key" */
+#define PLOG_PENDING_MAX 1024		/* purges waiting to be logged */
+#define PLOG_JUMP	(1u << 20)	/* a counter further ahead is a new one */
+#define REDELETE_MS	2000		/* a purge deletes the item again after */
+#define REDELETE_MAX	1024		/* purges waiting for that */
+#define RECENT_SLOTS	4096		/* purged keys remembered, by hash */
+#define RECENT_TTL	60		/* seconds a purge is remembered */
+#define LOOKUP_MAX	(64u * 1024 * 1024)	/* bytes of chunks being read */
+
+/* A key purged lately (the table is direct-mapped: a collision forgets
+ * the older purge, which only reopens the window it closes). */
+struct recent {
+	uint64_t h;			/* key hash; 0 free */
+	int64_t at;			/* when it was purged, wall seconds */
+};
 
 /* One purge-log read in flight. */
 struct plog_get {
@@ -94,11 +119,21 @@ struct mc_tier {
 	unsigned plog_n, plog_left;	/* records asked for, not answered */
 	uint64_t plog_first_missing;	/* 0 none */
 	unsigned plog_tries;
+	uint64_t plog_target;		/* the counter's last value read */
+	struct plog_add *plog_pending;	/* purges not logged yet (FIFO) */
+	unsigned plog_npending;
+	struct plog_add *redel, *redel_tail;	/* purges to delete again (FIFO) */
+	unsigned nredel;
 	char plog_seq_mckey[MC_ITEM_MCKEY_SIZE];
+	struct recent recent[RECENT_SLOTS];
+	uint64_t lookup_bytes;		/* chunked lookups' bodies in memory */
 };
 
 /* A purge waiting for its record number (the incr's answer). */
 struct plog_add {
+	struct plog_add *next;		/* plog_pending or redel */
+	int64_t at;			/* wall seconds of the purge */
+	uint64_t due;			/* redel: ev_now() ms of the second delete */
 	size_t klen;
 	char key[];
 };
@@ -117,6 +152,7 @@ struct mc_fetch {
 	size_t man_len;
 	struct mc_item_view mv;
 	uint32_t n, left;		/* chunks, chunks not arrived */
+	uint64_t charged;		/* bytes counted in lookup_bytes */
 	uint64_t *jobs;			/* chunk gets (0: arrived) */
 	void **items;			/* chunk items */
 	size_t *lens;
@@ -200,6 +236,9 @@ meta_get(const uint8_t *p, size_t len, uint64_t body_len, unsigned *eflags,
 
 static void spill(void *arg, struct cache *c, struct cache_ref *ref);
 static void plog_poll(struct mc_tier *t);
+static void redelete_later(struct mc_tier *t, struct plog_add *a);
+static bool recent_purged(const struct mc_tier *t, const char *key, size_t klen,
+    int64_t response_time);
 
 struct mc_tier *
 mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
@@ -236,8 +275,8 @@ mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
 		struct mc_item_id id = { PLOG_SEQ_KEY, sizeof(PLOG_SEQ_KEY) - 1,
 		    t->secret, t->secret_len };
 
-		t->plog_poll = poll_purges &&
-		    mc_item_mckey(t->plog_seq_mckey, &id) > 0;
+		t->plog_poll = mc_item_mckey(t->plog_seq_mckey, &id) > 0 &&
+		    poll_purges;
 	}
 	mc_tier_gauges(t);
 	return t;
@@ -250,6 +289,18 @@ mc_tier_free(struct mc_tier *t)
 		return;
 	cache_set_spill(t->w->cache, NULL, NULL, 0);
 	mc_client_free(t->mc);
+	while (t->plog_pending != NULL) {
+		struct plog_add *a = t->plog_pending;
+
+		t->plog_pending = a->next;
+		free(a);
+	}
+	while (t->redel != NULL) {
+		struct plog_add *a = t->redel;
+
+		t->redel = a->next;
+		free(a);
+	}
 	free(t);
 }
 
@@ -337,6 +388,10 @@ store(struct mc_tier *t, struct cache *cache, const struct cache_ref *ref0)
 	    (key = malloc(v.key_len)) == NULL ||
 	    cache_copy(cache, &ref, 0, key, v.key_len) != 0)
 		goto fail;
+	if (recent_purged(t, key, v.key_len, v.meta.response_time)) {
+		free(key);		/* the purged copy: let it go */
+		return;
+	}
 	id.key = key;
 	id.key_len = v.key_len;
 	id.secret = t->secret;
@@ -418,6 +473,46 @@ mc_tier_stored(struct conn *c, const struct cache_ref *ref)
 
 /* ---- the purge log ----------------------------------------------------------- */
 
+static uint64_t
+key_hash(const char *key, size_t klen)
+{
+	uint64_t h = 14695981039346656037ull;	/* FNV-1a */
+
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+	return h | 1;				/* 0 marks a free slot */
+}
+
+/* Remember that key was purged at `at` (wall seconds). */
+static void
+recent_add(struct mc_tier *t, const char *key, size_t klen, int64_t at)
+{
+	uint64_t h = key_hash(key, klen);
+	struct recent *r = &t->recent[h % RECENT_SLOTS];
+
+	if (r->h != h || r->at < at) {
+		r->h = h;
+		r->at = at;
+	}
+}
+
+/*
+ * Was key purged after (or in the second when) an object stored at
+ * response_time was fetched?  Such a copy is the purged one, on its way
+ * back: a spill by a node that had not read the purge yet, or a set that
+ * landed late.  It is neither stored nor promoted.
+ */
+static bool
+recent_purged(const struct mc_tier *t, const char *key, size_t klen,
+    int64_t response_time)
+{
+	uint64_t h = key_hash(key, klen);
+	const struct recent *r = &t->recent[h % RECENT_SLOTS];
+
+	return r->h == h && response_time <= r->at &&
+	    (int64_t)(ev_wall_ms(t->w->loop) / 1000) - r->at < RECENT_TTL;
+}
+
 static int
 plog_mckey(const struct mc_tier *t, uint64_t seq, char out[MC_ITEM_MCKEY_SIZE],
     char name[32])
@@ -428,63 +523,192 @@ plog_mckey(const struct mc_tier *t, uint64_t seq, char out[MC_ITEM_MCKEY_SIZE],
 	return mc_item_mckey(out, &id);
 }
 
-/* A purge: take a record number; the record is written when it comes. */
+/* Take a record number for a purge (the record is written when the
+ * number comes); false when the incr could not be queued. */
+static bool
+plog_incr(struct mc_tier *t, struct plog_add *a)
+{
+	uint64_t base = 1;
+
+	/* A counter created anew starts at a random number: a reader can
+	 * tell a restarted log from one that did not move (PLOG_JUMP). */
+	(void)RAND_bytes((unsigned char *)&base, sizeof(base));
+	base = (base & ((1ull << 40) - 1)) | 1;
+	return mc_client_incr(t->mc, t->plog_seq_mckey,
+	    strlen(t->plog_seq_mckey), base, a) != MC_NOJOB;
+}
+
+/* A purge that could not be logged yet: retried every second, up to
+ * PLOG_PENDING_MAX of them; past that the oldest is lost (counted). */
+static void
+plog_defer(struct mc_tier *t, struct plog_add *a)
+{
+	if (t->plog_npending >= PLOG_PENDING_MAX) {
+		struct plog_add *old = t->plog_pending;
+
+		t->plog_pending = old->next;
+		t->plog_npending--;
+		free(old);
+		stat(t, STAT_memcached_purges_lost, 1);
+	}
+	a->next = NULL;
+	if (t->plog_pending == NULL)
+		t->plog_pending = a;
+	else {
+		struct plog_add *p = t->plog_pending;
+
+		while (p->next != NULL)
+			p = p->next;
+		p->next = a;
+	}
+	t->plog_npending++;
+}
+
+/* A purge through this node: remember it, and log it for the farm. */
 static void
 plog_append(struct mc_tier *t, const char *key, size_t klen)
 {
+	int64_t now = (int64_t)(ev_wall_ms(t->w->loop) / 1000);
 	struct plog_add *a;
 
-	if (t->plog_seq_mckey[0] == '\0') {
-		struct mc_item_id id = { PLOG_SEQ_KEY, sizeof(PLOG_SEQ_KEY) - 1,
-		    t->secret, t->secret_len };
-
-		if (mc_item_mckey(t->plog_seq_mckey, &id) < 0)
-			return;
-	}
+	recent_add(t, key, klen, now);
 	if (klen > MC_ITEM_KEY_MAX || (a = malloc(sizeof(*a) + klen)) == NULL)
 		return;
+	a->next = NULL;
+	a->at = now;
 	a->klen = klen;
 	memcpy(a->key, key, klen);
-	if (mc_client_incr(t->mc, t->plog_seq_mckey, strlen(t->plog_seq_mckey),
-	    a) == MC_NOJOB) {
-		free(a);
-		stat(t, STAT_memcached_errors, 1);
+	if (!plog_incr(t, a))
+		plog_defer(t, a);
+}
+
+/* Once a second: the purges that could not be logged, again. */
+static void
+plog_retry(struct mc_tier *t)
+{
+	unsigned n = t->plog_npending;
+
+	while (n-- > 0 && t->plog_pending != NULL) {
+		struct plog_add *a = t->plog_pending;
+
+		t->plog_pending = a->next;
+		t->plog_npending--;
+		if (!plog_incr(t, a)) {
+			plog_defer(t, a);
+			break;
+		}
 	}
 }
 
-/* The incr answered: write record `seq` naming the purged key. */
+/* The incr answered: write record `seq`: when, then the purged key. */
 static void
 plog_write(struct mc_tier *t, struct plog_add *a, uint64_t seq)
 {
 	char name[32], mckey[MC_ITEM_MCKEY_SIZE];
 	struct mc_item_id id = { name, 0, t->secret, t->secret_len };
-	size_t size, len;
+	size_t size, len, po;
 	uint8_t *buf;
 
 	if (plog_mckey(t, seq, mckey, name) < 0)
 		return;
 	id.key_len = strlen(name);
-	size = mc_item_object_size(id.key_len, 0, a->klen);
+	size = mc_item_object_size(id.key_len, 0, 8 + a->klen);
 	if (size == 0 || (buf = malloc(size)) == NULL)
 		return;
-	if (mc_item_encode_object(buf, size, &len, &id, NULL, 0, a->key,
-	    a->klen) != 0) {
+	po = mc_item_payload_off(id.key_len);
+	be_put64(buf + po, (uint64_t)a->at);
+	memcpy(buf + po + 8, a->key, a->klen);
+	if (mc_item_encode_object(buf, size, &len, &id, NULL, 0, buf + po,
+	    8 + a->klen) != 0) {
 		free(buf);
 		return;
 	}
 	set_item(t, mckey, buf, len, false);
 }
 
-/* Once a second (the polling worker): read the counter. */
+/* Delete the purged key's item once more: a set of it that timed out
+ * on our side may still have been applied by the server after our
+ * delete (a set and a delete of one key share a lane, but a timed-out
+ * set is only given up, not undone).  Takes a. */
+static void
+redelete(struct mc_tier *t, struct plog_add *a)
+{
+	struct mc_item_id id = { a->key, a->klen, t->secret, t->secret_len };
+	char mckey[MC_ITEM_MCKEY_SIZE];
+
+	if (mc_item_mckey(mckey, &id) > 0)
+		mc_client_delete(t->mc, mckey, strlen(mckey), NULL);
+	free(a);
+}
+
+static void
+redelete_later(struct mc_tier *t, struct plog_add *a)
+{
+	a->next = NULL;
+	a->due = ev_now(t->w->loop) + REDELETE_MS;
+	if (t->nredel >= REDELETE_MAX) {
+		struct plog_add *old = t->redel;	/* now, then */
+
+		t->redel = old->next;
+		t->nredel--;
+		redelete(t, old);
+	}
+	if (t->redel == NULL)
+		t->redel = a;
+	else
+		t->redel_tail->next = a;
+	t->redel_tail = a;
+	t->nredel++;
+}
+
+static void
+redelete_due(struct mc_tier *t)
+{
+	uint64_t now = ev_now(t->w->loop);
+
+	while (t->redel != NULL && t->redel->due <= now) {
+		struct plog_add *a = t->redel;
+
+		t->redel = a->next;
+		t->nredel--;
+		redelete(t, a);
+	}
+}
+
+/* Once a second: read the counter (unless a read is under way). */
 static void
 plog_poll(struct mc_tier *t)
 {
+	plog_retry(t);
+	redelete_due(t);
 	if (!t->plog_poll || t->plog_job != 0 || t->plog_left > 0)
 		return;
 	t->plog_job = mc_client_get(t->mc, t->plog_seq_mckey,
 	    strlen(t->plog_seq_mckey), NULL);
 	if (t->plog_job == MC_NOJOB)
 		t->plog_job = 0;
+}
+
+/* Ask for the records after plog_seen, up to plog_target. */
+static void
+plog_fetch(struct mc_tier *t)
+{
+	t->plog_n = t->plog_left = 0;
+	t->plog_first_missing = 0;
+	for (uint64_t s = t->plog_seen + 1; s <= t->plog_target &&
+	    t->plog_n < PLOG_BATCH; s++) {
+		char name[32], mckey[MC_ITEM_MCKEY_SIZE];
+		uint64_t job;
+
+		if (plog_mckey(t, s, mckey, name) < 0 ||
+		    (job = mc_client_get(t->mc, mckey, strlen(mckey), NULL)) ==
+		    MC_NOJOB)
+			break;
+		t->plog[t->plog_n].job = job;
+		t->plog[t->plog_n].seq = s;
+		t->plog_n++;
+		t->plog_left++;
+	}
 }
 
 /* The counter's value: ask for the records past what we applied. */
@@ -503,28 +727,23 @@ plog_counter(struct mc_tier *t, const struct mc_done *d)
 		n = strtoull(num, NULL, 10);	/* memcached pads with spaces */
 	} else if (d->status != MC_MISS)
 		return;
-	if (!t->plog_synced || n < t->plog_seen) {
-		/* First read, or the log restarted: older records are not
-		 * ours to replay. */
+	if (!t->plog_synced) {
+		/* First read: older records are not ours to replay. */
 		t->plog_seen = n;
 		t->plog_synced = true;
 		return;
 	}
-	t->plog_n = t->plog_left = 0;
-	t->plog_first_missing = 0;
-	for (uint64_t s = t->plog_seen + 1; s <= n && t->plog_n < PLOG_BATCH; s++) {
-		char name[32], mckey[MC_ITEM_MCKEY_SIZE];
-		uint64_t job;
-
-		if (plog_mckey(t, s, mckey, name) < 0 ||
-		    (job = mc_client_get(t->mc, mckey, strlen(mckey), NULL)) ==
-		    MC_NOJOB)
-			break;
-		t->plog[t->plog_n].job = job;
-		t->plog[t->plog_n].seq = s;
-		t->plog_n++;
-		t->plog_left++;
+	if (n < t->plog_seen || n - t->plog_seen > PLOG_JUMP) {
+		/* Another counter: its server restarted (or was flushed) and
+		 * a purge created it again at a random base, so the records
+		 * there are all newer than our last read.  Replay the last
+		 * batch of them (a drop is idempotent); missing ones are not
+		 * waited for. */
+		t->plog_seen = n > PLOG_BATCH ? n - PLOG_BATCH : 0;
+		t->plog_tries = PLOG_RETRIES;
 	}
+	t->plog_target = n;
+	plog_fetch(t);
 }
 
 /* A record (or its absence) arrived; the last one moves plog_seen. */
@@ -539,9 +758,17 @@ plog_record(struct mc_tier *t, struct plog_get *g, const struct mc_done *d)
 	if (d->status == MC_OK && plog_mckey(t, g->seq, mckey, name) > 0) {
 		id.key_len = strlen(name);
 		if (mc_item_decode(&v, &id, d->value, d->vlen) == 0 &&
-		    v.kind == MC_ITEM_OBJECT && v.meta_len == 0 && v.data_len > 0) {
-			cache_invalidate(t->w->cache, (const char *)v.data,
-			    v.data_len);
+		    v.kind == MC_ITEM_OBJECT && v.meta_len == 0 && v.data_len > 8) {
+			const char *key = (const char *)v.data + 8;
+			size_t klen = v.data_len - 8;
+			struct mc_item_id kid = { key, klen, t->secret, t->secret_len };
+
+			recent_add(t, key, klen, (int64_t)be_get64(v.data));
+			cache_invalidate(t->w->cache, key, klen);
+			/* And again in memcached: a node that had not read the
+			 * purge yet may have spilled the object back. */
+			if (mc_item_mckey(mckey, &kid) > 0)
+				mc_client_delete(t->mc, mckey, strlen(mckey), NULL);
 			stat(t, STAT_memcached_purges, 1);
 		} else
 			stat(t, STAT_memcached_rejected, 1);
@@ -553,11 +780,15 @@ plog_record(struct mc_tier *t, struct plog_get *g, const struct mc_done *d)
 		/* Its writer may not have stored it yet: next poll. */
 		t->plog_seen = t->plog_first_missing - 1;
 		t->plog_tries++;
-	} else {
-		t->plog_seen = t->plog[t->plog_n - 1].seq;
-		t->plog_tries = 0;
+		t->plog_n = 0;
+		return;
 	}
+	t->plog_seen = t->plog[t->plog_n - 1].seq;
+	t->plog_tries = 0;
 	t->plog_n = 0;
+	/* More than a batch behind: the next one now, not in a second. */
+	if (t->plog_seen < t->plog_target)
+		plog_fetch(t);
 }
 
 /* Is d the answer to a purge-log read?  Then it is handled here. */
@@ -605,6 +836,8 @@ fetch_free(struct mc_tier *t, struct mc_fetch *mf)
 {
 	if (mf == NULL)
 		return;
+	t->lookup_bytes -= mf->charged < t->lookup_bytes ? mf->charged :
+	    t->lookup_bytes;
 	if (mf->job != 0)
 		mc_client_cancel(t->mc, mf->job);
 	for (uint32_t i = 0; i < mf->n; i++) {
@@ -726,6 +959,13 @@ promote(struct conn *c, const struct mc_item_view *v, const struct iovec *body,
 		to_origin(c);
 		return;
 	}
+	if (recent_purged(c->w->mc, cs->key, cs->key_len, meta.response_time)) {
+		/* Purged since it was fetched: a copy that came back. */
+		mc_client_delete(c->w->mc->mc, mckey, strlen(mckey), NULL);
+		stat(c->w->mc, STAT_memcached_misses, 1);
+		to_origin(c);
+		return;
+	}
 	if (cache_append(cache, &cs->fill, head, hdr_len) != 0)
 		goto fail;
 	cache_set_head(cache, &cs->fill, hdr_len, &meta, v->body_len,
@@ -815,7 +1055,16 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len)
 		free(item);
 		return;
 	}
-	/* A manifest: fetch every chunk, all at once. */
+	/* A manifest: fetch every chunk, all at once, if the worker's
+	 * budget for chunked lookups allows (else the origin it is). */
+	if (t->lookup_bytes + v.body_len > LOOKUP_MAX) {
+		free(item);
+		stat(t, STAT_memcached_dropped, 1);
+		to_origin(c);
+		return;
+	}
+	t->lookup_bytes += v.body_len;
+	mf->charged = v.body_len;
 	mf->man = item;
 	mf->man_len = len;
 	mf->mv = v;
@@ -897,11 +1146,13 @@ mc_tier_ready(struct mc_tier *t)
 			continue;
 		}
 		if (d.op == MC_OP_INCR) {
-			if (d.status == MC_OK)
+			if (d.status == MC_OK) {
 				plog_write(t, d.cookie, d.num);
-			else
+				redelete_later(t, d.cookie);
+			} else {
 				stat(t, STAT_memcached_errors, 1);
-			free(d.cookie);
+				plog_defer(t, d.cookie);	/* next second */
+			}
 			continue;
 		}
 		if (d.op == MC_OP_GET && d.cookie != NULL) {

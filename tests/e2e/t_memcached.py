@@ -399,6 +399,16 @@ def _():
     expect_body(r, b"keep me", "still cached")
     expect_eq(o.nreq, 1, "origin requests (no purge happened)")
     expect_eq(totals(a)["memcached_purges"], 0, "purges applied")
+    # the control: record 2 sealed with the secret (purge time, then the
+    # key) is applied: the object is fetched again
+    objs["/keep"] = b"version two"
+    k = cache_key(u).encode()
+    rec = envelope("P 2", struct.pack(">q", int(time.time()) + 1) + k, body_len=8 + len(k))
+    m.set(mckey("P 2"), rec)
+    m.set(seqk, b"2")
+    expect(poll(lambda: totals(a)["memcached_purges"] >= 1, timeout=5),
+           "the sealed record was not applied")
+    expect_body(fetch(a, u), b"version two", "after the sealed purge record")
 
 
 # ---------------------------------------------------------------------------

@@ -294,7 +294,7 @@ test_take_and_incr(void **state)
 	assert_non_null(v);
 	assert_true(mc_client_set_take(mc, "", 0, v, 3, 0, NULL) == MC_NOJOB);
 	for (uint64_t want = 1; want <= 3; want++) {
-		d = sync_done(mc, mc_client_incr(mc, "ctr", 3, NULL), 3000);
+		d = sync_done(mc, mc_client_incr(mc, "ctr", 3, 1, NULL), 3000);
 		assert_int_equal(d.op, MC_OP_INCR);
 		assert_int_equal(d.status, MC_OK);
 		assert_true(d.num == want);
