@@ -1093,6 +1093,86 @@ eviction_nospc_when_all_held(void **state)
 	fsck_ok(c);
 }
 
+/* The spill hook (the memcached tier's): every complete object eviction
+ * drops is handed over first, readable in full through the reference;
+ * its blocks are free once the hook returns; objects over max_len and
+ * held objects are not handed over. */
+struct spill_seen {
+	unsigned calls, bad, big;
+	uint64_t bytes;
+};
+
+static void
+spill_hook(void *arg, struct cache *c, struct cache_ref *ref)
+{
+	struct spill_seen *s = arg;
+	struct cache_view v;
+	char key[32];
+
+	s->calls++;
+	cache_view(c, ref, &v);
+	if (v.state != CE_COMPLETE || v.key_len >= sizeof(key) ||
+	    cache_copy(c, ref, 0, key, v.key_len) != 0) {
+		s->bad++;
+		return;
+	}
+	/* the whole object, key and pattern, as fill() wrote it */
+	if (verify_range(c, ref, key_seed(key, v.key_len), v.key_len,
+	    v.key_len, v.len, 4096) != 0)
+		s->bad++;
+	if (v.len > 40000)
+		s->big++;
+	s->bytes += v.len;
+}
+
+static void
+eviction_spill_hook(void **state)
+{
+	struct tc *t = *state;
+	struct cache *c = t->c;
+	struct spill_seen seen = { 0, 0, 0, 0 };
+	struct cache_ref held;
+	struct cache_gauges g;
+
+	cache_set_spill(c, spill_hook, &seen, 40000);
+	assert_int_equal(fill(c, "held", 4, 100, 20000, 4096), 0);
+	assert_int_equal(cache_get(c, "held", 4, false, &held), CACHE_FOUND);
+	for (unsigned i = 0; i < 300; i++) {
+		char key[16];
+		int kl = snprintf(key, sizeof(key), "sp%u", i);
+
+		/* every tenth object is above the hook's limit */
+		assert_int_equal(fill(c, key, (size_t)kl, 100,
+		    i % 10 == 0 ? 60000 : 20000, 4096), 0);
+	}
+	g = gauges(c);
+	assert_true(g.evictions > 100);
+	assert_true(seen.calls > 80);
+	assert_true(seen.calls < g.evictions);	/* the big ones were not */
+	assert_int_equal(seen.bad, 0);
+	assert_int_equal(seen.big, 0);
+	assert_int_equal(g.refs, 1);		/* only ours: the hook's went */
+	assert_int_equal(g.blocks_used + g.blocks_free, g.blocks_total);
+	assert_int_equal(check(c, "held", 4, 100, 20000), 0);
+	cache_release(c, &held);
+	cache_set_spill(c, NULL, NULL, 0);
+	{
+		unsigned before = seen.calls;
+
+		for (unsigned i = 0; i < 50; i++) {
+			char key[16];
+			int kl = snprintf(key, sizeof(key), "off%u", i);
+
+			assert_int_equal(fill(c, key, (size_t)kl, 100, 20000, 4096), 0);
+		}
+		assert_int_equal(seen.calls, before);	/* off: not called */
+	}
+	print_message("# spill hook: %u objects, %llu bytes, %llu evictions\n",
+	    seen.calls, (unsigned long long)seen.bytes,
+	    (unsigned long long)gauges(c).evictions);
+	fsck_ok(c);
+}
+
 /* ---- 6. detached refresh ------------------------------------------------------ */
 
 static void
@@ -1974,6 +2054,7 @@ main(void)
 		CASE(eviction_flood, setup_small),
 		CASE(eviction_max_object_fits, setup_small),
 		CASE(eviction_nospc_when_all_held, setup_small),
+		CASE(eviction_spill_hook, setup_small),
 		CASE(detached_refresh, setup),
 		CASE(invalidate_entry, setup),
 		CASE(persist_reattach, setup_bare),
