@@ -1,29 +1,47 @@
 /*
  * mc_client.c - memcached calls off the event loop: a bounded job queue,
- * a few threads each holding its own libmemcached handle, completions
- * handed back through an eventfd, and a per-server circuit breaker.
+ * a few threads each speaking the memcached binary protocol over its own
+ * connections, completions handed back through an eventfd, and a
+ * per-server circuit breaker.
  *
  * Assumes: created in a worker after fork() (threads do not survive
  * fork); submit/done/cancel/free are called from one thread, the
- * worker's event loop.  libmemcached is the only memcached code in the
- * tree (STYLE 4): this file is the one that includes it.
+ * worker's event loop.  libmemcached is the only third-party memcached
+ * code in the tree (STYLE 4) and this file is the one that includes it,
+ * for one thing only: choosing a key's server (ketama).
  *
  * Why this shape:
- * - libmemcached calls block, so they run on threads; each thread owns
- *   a memcached_st cloned from a root handle (a memcached_st is not
- *   thread-safe).  The root handle does no I/O: the event loop uses it
- *   read-only to hash keys to servers (memcached_generate_hash), so a
- *   request for a dead server completes at submit time, with no wait.
- * - The breaker is ours, not libmemcached's: libmemcached keeps its
- *   failure state per handle (per thread here), and its "remove failed
- *   servers" mode re-hashes keys onto the survivors, which moves the
- *   whole key space twice per outage.  One shared state per server,
- *   atomics only, is simpler to reason about: MC_CLIENT_FAIL_LIMIT
- *   consecutive failures open it for MC_CLIENT_RETRY_MS; then requests
- *   go through again (half-open) and one more failure re-opens it.
+ * - The memcached server is not trusted (HOSTILE F9, "memcached
+ *   trust"): anyone who can answer on its address can send any bytes.
+ *   libmemcached 1.1.4 believes the reply header (a GETK key length of
+ *   1000 is copied into its 250-byte key buffer: a heap overflow in the
+ *   worker; a 2 GiB body length is allocated; a truncated reply reads as
+ *   a miss) and its poll timeout restarts on every byte, so a trickling
+ *   server holds a thread forever.  So the I/O is ours, and small: four
+ *   requests (GET, SET, DELETE, INCREMENT; never GETK, our replies carry
+ *   no key), one request in flight per connection, and every reply
+ *   header is checked (magic, opcode, opaque, key, extras and body
+ *   lengths, a value cap) before a byte is allocated or copied.  The
+ *   value is read straight into one malloc of exactly its length.
+ * - One deadline per job, timeout_ms from when its thread starts it:
+ *   connect, every write and every read poll() for what is left of it,
+ *   so no server, however slow or trickling, holds a job longer.
+ * - A connection that timed out or carried a bad reply is closed, never
+ *   reused: the late or remaining bytes would be read as the reply to
+ *   the next request.  The next job on that server reconnects.
+ * - Keys map to servers as before: the root memcached_st, with ketama,
+ *   does no I/O and is read by the event loop only (at submit; the job
+ *   carries the index to its thread), so every node, whatever its
+ *   version, agrees on where a key lives, and a request for a dead
+ *   server completes at submit time, with no wait.
+ * - The breaker is one shared state per server, atomics only:
+ *   MC_CLIENT_FAIL_LIMIT consecutive failures (a timeout, a connection
+ *   or protocol error; not a well-formed "not stored") open it for
+ *   MC_CLIENT_RETRY_MS; then requests go through again (half-open) and
+ *   one more failure re-opens it.
  * - One mutex guards the pending queue and the completion list; the
  *   critical sections are a few pointer moves, so the event loop never
- *   waits on a thread that is inside libmemcached.
+ *   waits on a thread that is doing I/O.
  * - Jobs on one key run in the order they were submitted: each key has
  *   a lane (a hash of the key modulo the thread count) and one thread
  *   serves each lane, oldest job first.  Without it a PURGE's delete could
@@ -44,10 +62,16 @@
 
 #ifdef HAVE_MEMCACHED
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +79,26 @@
 
 #define MC_DEFAULT_PORT 11211
 #define MC_KEY_MAX 250
+
+/* The binary protocol (memcached's protocol_binary.h), as much as we use. */
+#define MC_HDR_LEN 24
+#define MC_MAGIC_REQ 0x80
+#define MC_MAGIC_RES 0x81
+#define MC_CMD_GET 0x00
+#define MC_CMD_SET 0x01
+#define MC_CMD_DELETE 0x04
+#define MC_CMD_INCR 0x05
+#define MC_ST_OK 0x0000
+#define MC_ST_NOTFOUND 0x0001
+/*
+ * Largest GET value we read: memcached's default item size is 1 MiB;
+ * the slack covers our envelope.  A bigger claim is a protocol error,
+ * refused before any allocation.
+ */
+#define MC_VALUE_CAP (1024 * 1024 + 64 * 1024)
+/* Largest body we read and discard (an error message; memcached sends
+ * "Not found" and the like). */
+#define MC_JUNK_CAP 1024
 
 struct mc_job {
 	struct mc_job *prev, *next;	/* pending queue or done list */
@@ -67,10 +111,11 @@ struct mc_job {
 	int64_t t_submit;		/* monotonic ms */
 	char *key;
 	size_t klen;
+	int si;				/* the key's server, or -1 */
 	unsigned lane;			/* the thread that runs it (per key) */
 	void *val;			/* set: the value; get: the result */
 	size_t vlen;
-	uint64_t num;			/* incr: the new value */
+	uint64_t num;			/* incr: the initial, then the new value */
 };
 
 struct mc_list {
@@ -81,13 +126,22 @@ struct mc_list {
 struct mc_server {
 	atomic_int fails;		/* consecutive failures */
 	atomic_llong dead_until;	/* monotonic ms; 0 = up */
+	char host[256];			/* read-only once the threads run */
+	in_port_t port;
+};
+
+/* One thread's connection to one server. */
+struct mc_conn {
+	int fd;				/* -1: connect on the next job */
+	struct addrinfo *ai;		/* resolved on first connect */
 };
 
 struct mc_thread {
 	struct mc_client *mc;
 	unsigned lane;			/* the jobs it runs: key hash % nthreads */
 	pthread_t tid;
-	memcached_st *memc;
+	struct mc_conn *conns;		/* one per server */
+	uint32_t opaque;		/* the last request's */
 	struct mc_job *busy;		/* in flight, under mc->lock */
 	bool started;
 };
@@ -179,19 +233,17 @@ mc_kick(struct mc_client *mc)
 /* ---- circuit breaker --------------------------------------------------- */
 
 /*
- * Which server key hashes to, with handle m: the root handle from the
- * event loop, a thread's clone from that thread (same continuum, and no
- * handle is ever read by two threads).
+ * Which server key hashes to, from the root handle: the event loop's
+ * only (submit and mc_client_server_of), so no handle is shared.
  */
 static int
-mc_server_index(const struct mc_client *mc, const memcached_st *m,
-    const char *key, size_t klen)
+mc_server_index(const struct mc_client *mc, const char *key, size_t klen)
 {
 	uint32_t i;
 
 	if (mc->nservers == 1)
 		return 0;
-	i = memcached_generate_hash(m, key, klen);
+	i = memcached_generate_hash(mc->root, key, klen);
 	return i < mc->nservers ? (int)i : -1;
 }
 
@@ -226,53 +278,354 @@ mc_server_failed(struct mc_client *mc, int si)
 		    mc_now_ms() + MC_CLIENT_RETRY_MS);
 }
 
-/*
- * What a libmemcached result means for the breaker: a failure of the
- * server (it counts), of the request (it does not), or success.
- */
-static enum mc_status
-mc_classify(memcached_return_t rc, bool *server_fault)
+/* ---- the wire ---------------------------------------------------------- */
+
+/* How one step of an exchange ended. */
+enum mc_io {
+	MC_IO_OK,	/* done; for an exchange: a well-formed reply */
+	MC_IO_TIMEOUT,	/* the job's deadline passed */
+	MC_IO_FAIL,	/* resolve, connect, send or receive failed; EOF */
+	MC_IO_PROTO,	/* the reply broke the protocol */
+	MC_IO_NOMEM,	/* no memory for a value the server may send */
+};
+
+static void
+mc_put16(unsigned char *p, uint16_t v)
 {
-	*server_fault = false;
-	switch (rc) {
-	case MEMCACHED_SUCCESS:
-	case MEMCACHED_STORED:
-	case MEMCACHED_DELETED:
-	case MEMCACHED_END:
-		return MC_OK;
-	case MEMCACHED_NOTFOUND:
-		return MC_MISS;
-	case MEMCACHED_TIMEOUT:
-		*server_fault = true;
-		return MC_TIMEOUT;
-	case MEMCACHED_CONNECTION_FAILURE:
-	case MEMCACHED_CONNECTION_SOCKET_CREATE_FAILURE:
-	case MEMCACHED_HOST_LOOKUP_FAILURE:
-	case MEMCACHED_WRITE_FAILURE:
-	case MEMCACHED_READ_FAILURE:
-	case MEMCACHED_UNKNOWN_READ_FAILURE:
-	case MEMCACHED_ERRNO:
-	case MEMCACHED_SERVER_ERROR:
-	case MEMCACHED_PROTOCOL_ERROR:
-	case MEMCACHED_SERVER_MARKED_DEAD:
-	case MEMCACHED_SERVER_TEMPORARILY_DISABLED:
-	case MEMCACHED_NO_SERVERS:
-		*server_fault = true;
-		return MC_ERROR;
-	default:
-		return MC_ERROR;
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+static void
+mc_put32(unsigned char *p, uint32_t v)
+{
+	mc_put16(p, (uint16_t)(v >> 16));
+	mc_put16(p + 2, (uint16_t)v);
+}
+
+static void
+mc_put64(unsigned char *p, uint64_t v)
+{
+	mc_put32(p, (uint32_t)(v >> 32));
+	mc_put32(p + 4, (uint32_t)v);
+}
+
+static uint16_t
+mc_get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t
+mc_get32(const unsigned char *p)
+{
+	return (uint32_t)mc_get16(p) << 16 | mc_get16(p + 2);
+}
+
+static uint64_t
+mc_get64(const unsigned char *p)
+{
+	return (uint64_t)mc_get32(p) << 32 | mc_get32(p + 4);
+}
+
+/* Wait until fd is ready for events, or the deadline passes. */
+static enum mc_io
+mc_wait(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+
+	for (;;) {
+		int64_t left = deadline - mc_now_ms();
+		int r;
+
+		if (left <= 0)
+			return MC_IO_TIMEOUT;
+		r = poll(&pfd, 1, (int)left);
+		if (r > 0)
+			return MC_IO_OK;	/* errors show in send/recv */
+		if (r == 0)
+			return MC_IO_TIMEOUT;
+		if (errno != EINTR)
+			return MC_IO_FAIL;
 	}
+}
+
+/* All of iov[0..n) (consumed as it goes), by the deadline. */
+static enum mc_io
+mc_send(int fd, struct iovec *iov, size_t n, int64_t deadline)
+{
+	struct msghdr msg;
+	enum mc_io rc;
+
+	while (n > 0) {
+		ssize_t w;
+		size_t done;
+
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = n;
+		/* MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE. */
+		w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return MC_IO_FAIL;
+			if ((rc = mc_wait(fd, POLLOUT, deadline)) != MC_IO_OK)
+				return rc;
+			continue;
+		}
+		done = (size_t)w;
+		while (n > 0 && done >= iov->iov_len) {
+			done -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + done;
+			iov->iov_len -= done;
+		}
+	}
+	return MC_IO_OK;
+}
+
+/* Exactly len bytes into buf, by the deadline; EOF is a failure. */
+static enum mc_io
+mc_recv(int fd, void *buf, size_t len, int64_t deadline)
+{
+	char *p = buf;
+	enum mc_io rc;
+
+	while (len > 0) {
+		ssize_t r = recv(fd, p, len, 0);
+
+		if (r > 0) {
+			p += r;
+			len -= (size_t)r;
+			continue;
+		}
+		if (r == 0)
+			return MC_IO_FAIL;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return MC_IO_FAIL;
+		if ((rc = mc_wait(fd, POLLIN, deadline)) != MC_IO_OK)
+			return rc;
+	}
+	return MC_IO_OK;
+}
+
+static void
+mc_conn_close(struct mc_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/*
+ * A pooled connection is usable if nothing is waiting on it: between
+ * replies the server sends nothing, so EOF (it closed or restarted) or
+ * stray bytes mean "reconnect", without failing the job for it.
+ */
+static bool
+mc_conn_idle(const struct mc_conn *c)
+{
+	char b;
+	ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/*
+ * Connect to server s, by the deadline.  The name is resolved on the
+ * first connect and again after a failed one (it may have moved);
+ * servers are addresses on a private network (HOSTILE "memcached
+ * trust"), so getaddrinfo() does not wait on DNS in practice.
+ */
+static enum mc_io
+mc_connect(const struct mc_server *s, struct mc_conn *c, int64_t deadline)
+{
+	struct addrinfo hints, *ai;
+	enum mc_io rc = MC_IO_FAIL;
+	char port[8];
+
+	if (c->ai == NULL) {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICSERV;
+		snprintf(port, sizeof(port), "%u", (unsigned)s->port);
+		if (getaddrinfo(s->host, port, &hints, &c->ai) != 0) {
+			c->ai = NULL;
+			return MC_IO_FAIL;
+		}
+	}
+	for (ai = c->ai; ai != NULL && rc != MC_IO_TIMEOUT; ai = ai->ai_next) {
+		int one = 1, e = 0;
+		socklen_t elen = sizeof(e);
+		int fd = socket(ai->ai_family,
+		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+
+		if (fd < 0)
+			continue;
+		/* Requests are one small write each: no Nagle delay. */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			c->fd = fd;
+			return MC_IO_OK;
+		}
+		rc = MC_IO_FAIL;
+		if (errno == EINPROGRESS) {
+			rc = mc_wait(fd, POLLOUT, deadline);
+			if (rc == MC_IO_OK && getsockopt(fd, SOL_SOCKET,
+			    SO_ERROR, &e, &elen) == 0 && e == 0) {
+				c->fd = fd;
+				return MC_IO_OK;
+			}
+			if (rc == MC_IO_OK)
+				rc = MC_IO_FAIL;
+		}
+		close(fd);
+	}
+	freeaddrinfo(c->ai);
+	c->ai = NULL;
+	return rc;
+}
+
+/*
+ * One request and its reply on connection fd.  MC_IO_OK: the reply was
+ * well-formed, *status holds its status, and for a GET hit j->val holds
+ * the value, for an INCR success j->num the counter.  Any other result
+ * leaves the connection out of step: the caller closes it.
+ */
+static enum mc_io
+mc_exchange(int fd, uint32_t opaque, struct mc_job *j, int64_t deadline,
+    uint16_t *status)
+{
+	unsigned char hdr[MC_HDR_LEN], ext[20], junk[MC_JUNK_CAP];
+	struct iovec iov[4];
+	size_t niov = 0, elen = 0, want_ext, vlen;
+	uint32_t blen;
+	uint16_t klen;
+	unsigned char op;
+	enum mc_io rc;
+	void *v;
+
+	switch (j->op) {
+	case MC_OP_GET:
+		op = MC_CMD_GET;
+		break;
+	case MC_OP_SET:
+		op = MC_CMD_SET;
+		mc_put32(ext, 0);		/* flags */
+		mc_put32(ext + 4, j->ttl);	/* expiry */
+		elen = 8;
+		break;
+	case MC_OP_DELETE:
+		op = MC_CMD_DELETE;
+		break;
+	case MC_OP_INCR:
+	default:
+		op = MC_CMD_INCR;
+		mc_put64(ext, 1);		/* delta */
+		mc_put64(ext + 8, j->num);	/* initial, when absent */
+		mc_put32(ext + 16, 0);		/* expiry: never; create */
+		elen = 20;
+		break;
+	}
+	vlen = j->op == MC_OP_SET ? j->vlen : 0;
+	/* Submit bounds keys to 250 bytes; values fit the 32-bit body. */
+	if (vlen > UINT32_MAX - MC_KEY_MAX - elen)
+		return MC_IO_PROTO;
+	memset(hdr, 0, sizeof(hdr));
+	hdr[0] = MC_MAGIC_REQ;
+	hdr[1] = op;
+	mc_put16(hdr + 2, (uint16_t)j->klen);
+	hdr[4] = (unsigned char)elen;
+	mc_put32(hdr + 8, (uint32_t)(elen + j->klen + vlen));
+	mc_put32(hdr + 12, opaque);
+	iov[niov++] = (struct iovec){ hdr, sizeof(hdr) };
+	if (elen > 0)
+		iov[niov++] = (struct iovec){ ext, elen };
+	iov[niov++] = (struct iovec){ j->key, j->klen };
+	if (vlen > 0)
+		iov[niov++] = (struct iovec){ j->val, vlen };
+	if ((rc = mc_send(fd, iov, niov, deadline)) != MC_IO_OK)
+		return rc;
+
+	/* The header is checked in full before anything else is read. */
+	if ((rc = mc_recv(fd, hdr, sizeof(hdr), deadline)) != MC_IO_OK)
+		return rc;
+	klen = mc_get16(hdr + 2);
+	*status = mc_get16(hdr + 6);
+	blen = mc_get32(hdr + 8);
+	/* Only a GET hit carries extras (the 4-byte flags). */
+	want_ext = op == MC_CMD_GET && *status == MC_ST_OK ? 4 : 0;
+	if (hdr[0] != MC_MAGIC_RES || hdr[1] != op ||
+	    mc_get32(hdr + 12) != opaque || klen > MC_KEY_MAX ||
+	    hdr[4] != want_ext || blen < want_ext + klen)
+		return MC_IO_PROTO;
+	vlen = blen - want_ext - klen;
+	if (op == MC_CMD_GET && *status == MC_ST_OK) {
+		if (vlen > MC_VALUE_CAP)
+			return MC_IO_PROTO;
+	} else if (op == MC_CMD_INCR && *status == MC_ST_OK) {
+		if (vlen != 8)
+			return MC_IO_PROTO;
+	} else if (vlen > sizeof(junk)) {
+		return MC_IO_PROTO;
+	}
+	/* Flags and any key: not used (we sent the key; flags are 0). */
+	if ((rc = mc_recv(fd, junk, want_ext + klen, deadline)) != MC_IO_OK)
+		return rc;
+	if (op != MC_CMD_GET || *status != MC_ST_OK) {
+		/* An error message, a SET's empty body, or the counter. */
+		if ((rc = mc_recv(fd, junk, vlen, deadline)) != MC_IO_OK)
+			return rc;
+		if (op == MC_CMD_INCR && *status == MC_ST_OK)
+			j->num = mc_get64(junk);
+		return MC_IO_OK;
+	}
+	/* A zero-length item still gets a real pointer. */
+	v = malloc(vlen != 0 ? vlen : 1);
+	if (v == NULL)
+		return MC_IO_NOMEM;
+	if ((rc = mc_recv(fd, v, vlen, deadline)) != MC_IO_OK) {
+		free(v);
+		return rc;
+	}
+	j->val = v;
+	j->vlen = vlen;
+	return MC_IO_OK;
+}
+
+/* What a well-formed reply's status means for op. */
+static enum mc_status
+mc_status_of(enum mc_op op, uint16_t status)
+{
+	if (status == MC_ST_OK)
+		return MC_OK;
+	if (status == MC_ST_NOTFOUND &&
+	    (op == MC_OP_GET || op == MC_OP_DELETE))
+		return MC_MISS;
+	/* SET: exists / not stored; anything else: the server said no. */
+	return MC_ERROR;
 }
 
 /* ---- worker threads ---------------------------------------------------- */
 
 static void
-mc_run(struct mc_client *mc, memcached_st *memc, struct mc_job *j)
+mc_run(struct mc_thread *t, struct mc_job *j)
 {
-	memcached_return_t rc = MEMCACHED_SUCCESS;
-	int si = mc_server_index(mc, memc, j->key, j->klen);
+	struct mc_client *mc = t->mc;
+	int si = j->si;
 	int64_t now = mc_now_ms();
-	bool fault;
+	enum mc_io rc;
+	uint16_t status = 0;
+	struct mc_conn *c;
 
 	if (now - j->t_submit > mc->timeout_ms) {
 		/* Stale: the worker's deadline for it has passed. */
@@ -280,53 +633,55 @@ mc_run(struct mc_client *mc, memcached_st *memc, struct mc_job *j)
 		atomic_fetch_add(&mc->timeouts, 1);
 		return;
 	}
+	if (si < 0) {
+		/* The hash named no server: nothing to ask. */
+		j->status = MC_ERROR;
+		atomic_fetch_add(&mc->errors, 1);
+		return;
+	}
 	if (mc_server_dead(mc, si, now)) {
 		j->status = MC_DOWN;
 		atomic_fetch_add(&mc->errors, 1);
 		return;
 	}
-	switch (j->op) {
-	case MC_OP_GET: {
-		uint32_t flags = 0;
-		size_t vlen = 0;
-		char *v = memcached_get(memc, j->key, j->klen, &vlen, &flags,
-		    &rc);
-
-		if (rc == MEMCACHED_SUCCESS && v == NULL) {
-			/* A zero-length item: hand back a real pointer. */
-			v = malloc(1);
-			if (v == NULL)
-				rc = MEMCACHED_MEMORY_ALLOCATION_FAILURE;
-		}
-		if (rc == MEMCACHED_SUCCESS) {
-			j->val = v;
-			j->vlen = vlen;
-		} else {
-			free(v);
-		}
-		break;
-	}
-	case MC_OP_SET:
-		rc = memcached_set(memc, j->key, j->klen, j->val, j->vlen,
-		    (time_t)j->ttl, 0);
+	c = &t->conns[si];
+	if (c->fd >= 0 && !mc_conn_idle(c))
+		mc_conn_close(c);
+	/* One deadline for the whole job, connect included. */
+	rc = MC_IO_OK;
+	if (c->fd < 0)
+		rc = mc_connect(&mc->servers[si], c, now + mc->timeout_ms);
+	if (rc == MC_IO_OK)
+		rc = mc_exchange(c->fd, ++t->opaque, j, now + mc->timeout_ms,
+		    &status);
+	if (j->op == MC_OP_SET) {
 		free(j->val);
 		j->val = NULL;
 		j->vlen = 0;
+	}
+	switch (rc) {
+	case MC_IO_OK:
+		j->status = mc_status_of(j->op, status);
+		mc_server_ok(mc, si);
 		break;
-	case MC_OP_DELETE:
-		rc = memcached_delete(memc, j->key, j->klen, 0);
+	case MC_IO_NOMEM:
+		/* Our shortage, not the server's fault. */
+		mc_conn_close(c);
+		j->status = MC_ERROR;
+		mc_server_ok(mc, si);
 		break;
-	case MC_OP_INCR:
-		/* Binary protocol: creates the counter at 1 when absent. */
-		rc = memcached_increment_with_initial(memc, j->key, j->klen, 1,
-		    j->num, 0, &j->num);	/* num: the initial value, then the result */
+	case MC_IO_TIMEOUT:
+		/* A late reply must not answer the next request. */
+		mc_conn_close(c);
+		j->status = MC_TIMEOUT;
+		mc_server_failed(mc, si);
+		break;
+	default:
+		mc_conn_close(c);
+		j->status = MC_ERROR;
+		mc_server_failed(mc, si);
 		break;
 	}
-	j->status = mc_classify(rc, &fault);
-	if (fault)
-		mc_server_failed(mc, si);
-	else
-		mc_server_ok(mc, si);
 	switch (j->status) {
 	case MC_OK:
 		if (j->op == MC_OP_GET)
@@ -371,7 +726,7 @@ mc_thread_main(void *arg)
 		t->busy = j;
 		pthread_mutex_unlock(&mc->lock);
 
-		mc_run(mc, t->memc, j);
+		mc_run(t, j);
 
 		pthread_mutex_lock(&mc->lock);
 		t->busy = NULL;
@@ -431,41 +786,17 @@ mc_parse_server(const char *s, char *host, size_t hostlen, in_port_t *port)
 	return 0;
 }
 
+/*
+ * The root handle only hashes: ketama is what places keys, and it must
+ * stay as every sluice node (and any older one) has it.  No I/O
+ * behaviour is set: the handle never opens a connection.
+ */
 static int
-mc_behaviours(memcached_st *m, int timeout_ms)
+mc_behaviours(memcached_st *m)
 {
-	static const struct {
-		memcached_behavior_t b;
-		int scale;	/* 0: constant value below, else timeout x */
-		uint64_t v;
-	} tab[] = {
-		{ MEMCACHED_BEHAVIOR_DISTRIBUTION, 0,
-		  MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA },
-		{ MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, 0, 1 },
-		{ MEMCACHED_BEHAVIOR_TCP_NODELAY, 0, 1 },
-		{ MEMCACHED_BEHAVIOR_NO_BLOCK, 0, 1 },
-		/* milliseconds */
-		{ MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, 1, 0 },
-		{ MEMCACHED_BEHAVIOR_POLL_TIMEOUT, 1, 0 },
-		/* SO_SNDTIMEO / SO_RCVTIMEO: microseconds */
-		{ MEMCACHED_BEHAVIOR_SND_TIMEOUT, 1000, 0 },
-		{ MEMCACHED_BEHAVIOR_RCV_TIMEOUT, 1000, 0 },
-		/*
-		 * libmemcached's own back-off after a failure (seconds, per
-		 * handle): short, so it never outlasts our breaker.
-		 */
-		{ MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 0, 1 },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
-		uint64_t v = tab[i].scale ?
-		    (uint64_t)timeout_ms * (uint64_t)tab[i].scale : tab[i].v;
-
-		if (memcached_behavior_set(m, tab[i].b, v) != MEMCACHED_SUCCESS)
-			return -1;
-	}
-	return 0;
+	return memcached_behavior_set(m, MEMCACHED_BEHAVIOR_DISTRIBUTION,
+	    MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA) == MEMCACHED_SUCCESS ?
+	    0 : -1;
 }
 
 static void
@@ -485,16 +816,23 @@ mc_stop_threads(struct mc_client *mc)
 void
 mc_client_free(struct mc_client *mc)
 {
-	unsigned i;
+	unsigned i, k;
 
 	if (mc == NULL)
 		return;
 	if (mc->threads != NULL) {
 		mc_stop_threads(mc);
 		/* Threads exit between jobs: nothing is in flight now. */
-		for (i = 0; i < mc->nthreads; i++)
-			if (mc->threads[i].memc != NULL)
-				memcached_free(mc->threads[i].memc);
+		for (i = 0; i < mc->nthreads; i++) {
+			struct mc_conn *c = mc->threads[i].conns;
+
+			for (k = 0; c != NULL && k < mc->nservers; k++) {
+				mc_conn_close(&c[k]);
+				if (c[k].ai != NULL)
+					freeaddrinfo(c[k].ai);
+			}
+			free(c);
+		}
 		free(mc->threads);
 	}
 	mc_list_free(&mc->pending);
@@ -514,7 +852,6 @@ mc_client_new(const char *const *servers, size_t n, int timeout_ms,
     unsigned nthreads, char *err, size_t errlen)
 {
 	struct mc_client *mc;
-	char host[256];
 	in_port_t port;
 	size_t i;
 
@@ -541,18 +878,19 @@ mc_client_new(const char *const *servers, size_t n, int timeout_ms,
 		goto fail;
 	}
 	mc->nservers = (unsigned)n;
-	if (mc_behaviours(mc->root, timeout_ms) < 0) {
+	if (mc_behaviours(mc->root) < 0) {
 		snprintf(err, errlen, "memcached: cannot set behaviours");
 		goto fail;
 	}
 	for (i = 0; i < n; i++) {
-		if (mc_parse_server(servers[i], host, sizeof(host), &port) <
-		    0) {
+		if (mc_parse_server(servers[i], mc->servers[i].host,
+		    sizeof(mc->servers[i].host), &port) < 0) {
 			snprintf(err, errlen, "memcached: bad server \"%s\"",
 			    servers[i]);
 			goto fail;
 		}
-		if (memcached_server_add(mc->root, host, port) !=
+		mc->servers[i].port = port;
+		if (memcached_server_add(mc->root, mc->servers[i].host, port) !=
 		    MEMCACHED_SUCCESS) {
 			snprintf(err, errlen, "memcached: cannot add server "
 			    "\"%s\"", servers[i]);
@@ -580,11 +918,13 @@ mc_client_new(const char *const *servers, size_t n, int timeout_ms,
 
 		t->mc = mc;
 		t->lane = (unsigned)i;
-		t->memc = memcached_clone(NULL, mc->root);
-		if (t->memc == NULL) {
-			snprintf(err, errlen, "memcached: clone failed");
+		t->conns = calloc(n, sizeof(*t->conns));
+		if (t->conns == NULL) {
+			snprintf(err, errlen, "memcached: out of memory");
 			goto fail;
 		}
+		for (size_t k = 0; k < n; k++)
+			t->conns[k].fd = -1;
 	}
 	for (i = 0; i < nthreads; i++) {
 		struct mc_thread *t = &mc->threads[i];
@@ -615,7 +955,7 @@ mc_client_server_of(const struct mc_client *mc, const char *key,
 {
 	if (mc == NULL || key == NULL || klen == 0)
 		return -1;
-	return mc_server_index(mc, mc->root, key, klen);
+	return mc_server_index(mc, key, klen);
 }
 
 /* ---- submit / complete ------------------------------------------------- */
@@ -640,6 +980,7 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 	struct mc_job *j;
 	int64_t now;
 	uint64_t id;
+	int si;
 	bool down;
 
 	if (mc == NULL || key == NULL || klen == 0 || klen > MC_KEY_MAX) {
@@ -647,8 +988,8 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 		return MC_NOJOB;
 	}
 	now = mc_now_ms();
-	down = mc_server_dead(mc, mc_server_index(mc, mc->root, key, klen),
-	    now);
+	si = mc_server_index(mc, key, klen);
+	down = mc_server_dead(mc, si, now);
 	/*
 	 * Reading n without the lock would race with the threads; the
 	 * section is short, and the event loop holds it only here.
@@ -671,6 +1012,7 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 		goto oom;
 	memcpy(j->key, key, klen);
 	j->klen = klen;
+	j->si = si;
 	j->lane = mc_lane(mc, key, klen);
 	j->num = num;
 	if (op == MC_OP_SET && own != NULL) {

@@ -1,10 +1,12 @@
 /*
  * mc_client.h - the memcached client of the memcached tier: a small pool
- * of threads per worker does the blocking libmemcached calls and reports
- * completions through one eventfd that the worker's epoll loop watches.
+ * of threads per worker does blocking memcached calls (sluice's own
+ * strict binary-protocol I/O; libmemcached only maps keys to servers)
+ * and reports completions through one eventfd that the worker's epoll
+ * loop watches.
  *
  * Assumes: created in a worker after fork(), never in the master (the
- * threads and libmemcached connections must not cross fork).  Every
+ * threads and their connections must not cross fork).  Every
  * mc_client_* call except the threads' own work is made from the one
  * event-loop thread of that worker.  Keys are at most 250 bytes (the
  * memcached limit; the tier hashes long cache keys, mc_item.h).

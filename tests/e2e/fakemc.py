@@ -21,7 +21,7 @@ when it answers a get (or any opcode, see rule()):
     late      the request is applied and answered after `delay` seconds
     swap      the value stored under another key (rule arg `other`)
     huge      a header claiming a 2^31-byte body, then stall
-    bigkey    a GETK reply whose key length field is 1000 (a client key
+    bigkey    a reply whose key length field is 1000 (a client key
               buffer holds 250)
     reset     close with a TCP RST on receipt of the request
 
@@ -323,7 +323,7 @@ class FakeMC:
         if mode == "bigkey":
             big = (gkey or b"k") * (1000 // max(len(gkey), 1) + 1)
             big = big[:1000]
-            hdr = HDR.pack(RES, op if name in ("getk", "getkq") else 0x0c, len(big), 4, 0,
+            hdr = HDR.pack(RES, op, len(big), 4, 0,
                            ST_OK, 4 + len(big) + len(value), opaque, 0)
             s.sendall(hdr + b"\0\0\0\0" + big + value)
             return True
