@@ -99,6 +99,8 @@
 /* Largest body we read and discard (an error message; memcached sends
  * "Not found" and the like). */
 #define MC_JUNK_CAP 1024
+/* Jobs one thread sends in one write (pipelined) and waits for once. */
+#define MC_BATCH MC_CLIENT_BATCH
 
 struct mc_job {
 	struct mc_job *prev, *next;	/* pending queue or done list */
@@ -142,7 +144,8 @@ struct mc_thread {
 	pthread_t tid;
 	struct mc_conn *conns;		/* one per server */
 	uint32_t opaque;		/* the last request's */
-	struct mc_job *busy;		/* in flight, under mc->lock */
+	struct mc_job *busy[MC_BATCH];	/* in flight, under mc->lock */
+	unsigned nbusy;
 	bool started;
 };
 
@@ -495,44 +498,39 @@ mc_connect(const struct mc_server *s, struct mc_conn *c, int64_t deadline)
 	return rc;
 }
 
-/*
- * One request and its reply on connection fd.  MC_IO_OK: the reply was
- * well-formed, *status holds its status, and for a GET hit j->val holds
- * the value, for an INCR success j->num the counter.  Any other result
- * leaves the connection out of step: the caller closes it.
- */
-static enum mc_io
-mc_exchange(int fd, uint32_t opaque, struct mc_job *j, int64_t deadline,
-    uint16_t *status)
-{
-	unsigned char hdr[MC_HDR_LEN], ext[20], junk[MC_JUNK_CAP];
-	struct iovec iov[4];
-	size_t niov = 0, elen = 0, want_ext, vlen;
-	uint32_t blen;
-	uint16_t klen;
+/* One request's bytes: header, extras, key, value (iovecs into req and
+ * the job).  MC_IO_PROTO when the value cannot be framed. */
+struct mc_req {
+	unsigned char hdr[MC_HDR_LEN], ext[20];
 	unsigned char op;
-	enum mc_io rc;
-	void *v;
+	uint32_t opaque;
+};
+
+static enum mc_io
+mc_request(struct mc_req *q, uint32_t opaque, const struct mc_job *j,
+    struct iovec *iov, size_t *niov)
+{
+	size_t elen = 0, vlen;
 
 	switch (j->op) {
 	case MC_OP_GET:
-		op = MC_CMD_GET;
+		q->op = MC_CMD_GET;
 		break;
 	case MC_OP_SET:
-		op = MC_CMD_SET;
-		mc_put32(ext, 0);		/* flags */
-		mc_put32(ext + 4, j->ttl);	/* expiry */
+		q->op = MC_CMD_SET;
+		mc_put32(q->ext, 0);		/* flags */
+		mc_put32(q->ext + 4, j->ttl);	/* expiry */
 		elen = 8;
 		break;
 	case MC_OP_DELETE:
-		op = MC_CMD_DELETE;
+		q->op = MC_CMD_DELETE;
 		break;
 	case MC_OP_INCR:
 	default:
-		op = MC_CMD_INCR;
-		mc_put64(ext, 1);		/* delta */
-		mc_put64(ext + 8, j->num);	/* initial, when absent */
-		mc_put32(ext + 16, 0);		/* expiry: never; create */
+		q->op = MC_CMD_INCR;
+		mc_put64(q->ext, 1);		/* delta */
+		mc_put64(q->ext + 8, j->num);	/* initial, when absent */
+		mc_put32(q->ext + 16, 0);	/* expiry: never; create */
 		elen = 20;
 		break;
 	}
@@ -540,21 +538,39 @@ mc_exchange(int fd, uint32_t opaque, struct mc_job *j, int64_t deadline,
 	/* Submit bounds keys to 250 bytes; values fit the 32-bit body. */
 	if (vlen > UINT32_MAX - MC_KEY_MAX - elen)
 		return MC_IO_PROTO;
-	memset(hdr, 0, sizeof(hdr));
-	hdr[0] = MC_MAGIC_REQ;
-	hdr[1] = op;
-	mc_put16(hdr + 2, (uint16_t)j->klen);
-	hdr[4] = (unsigned char)elen;
-	mc_put32(hdr + 8, (uint32_t)(elen + j->klen + vlen));
-	mc_put32(hdr + 12, opaque);
-	iov[niov++] = (struct iovec){ hdr, sizeof(hdr) };
+	q->opaque = opaque;
+	memset(q->hdr, 0, sizeof(q->hdr));
+	q->hdr[0] = MC_MAGIC_REQ;
+	q->hdr[1] = q->op;
+	mc_put16(q->hdr + 2, (uint16_t)j->klen);
+	q->hdr[4] = (unsigned char)elen;
+	mc_put32(q->hdr + 8, (uint32_t)(elen + j->klen + vlen));
+	mc_put32(q->hdr + 12, opaque);
+	iov[(*niov)++] = (struct iovec){ q->hdr, sizeof(q->hdr) };
 	if (elen > 0)
-		iov[niov++] = (struct iovec){ ext, elen };
-	iov[niov++] = (struct iovec){ j->key, j->klen };
+		iov[(*niov)++] = (struct iovec){ q->ext, elen };
+	iov[(*niov)++] = (struct iovec){ j->key, j->klen };
 	if (vlen > 0)
-		iov[niov++] = (struct iovec){ j->val, vlen };
-	if ((rc = mc_send(fd, iov, niov, deadline)) != MC_IO_OK)
-		return rc;
+		iov[(*niov)++] = (struct iovec){ j->val, vlen };
+	return MC_IO_OK;
+}
+
+/*
+ * Read the reply to request q (job j): MC_IO_OK when it was well-formed,
+ * *status holds its status, and for a GET hit j->val holds the value,
+ * for an INCR success j->num the counter.  Any other result leaves the
+ * connection out of step: the caller closes it.
+ */
+static enum mc_io
+mc_reply(int fd, const struct mc_req *q, struct mc_job *j, int64_t deadline,
+    uint16_t *status)
+{
+	unsigned char hdr[MC_HDR_LEN], junk[MC_JUNK_CAP];
+	size_t want_ext, vlen;
+	uint32_t blen;
+	uint16_t klen;
+	enum mc_io rc;
+	void *v;
 
 	/* The header is checked in full before anything else is read. */
 	if ((rc = mc_recv(fd, hdr, sizeof(hdr), deadline)) != MC_IO_OK)
@@ -563,16 +579,16 @@ mc_exchange(int fd, uint32_t opaque, struct mc_job *j, int64_t deadline,
 	*status = mc_get16(hdr + 6);
 	blen = mc_get32(hdr + 8);
 	/* Only a GET hit carries extras (the 4-byte flags). */
-	want_ext = op == MC_CMD_GET && *status == MC_ST_OK ? 4 : 0;
-	if (hdr[0] != MC_MAGIC_RES || hdr[1] != op ||
-	    mc_get32(hdr + 12) != opaque || klen > MC_KEY_MAX ||
+	want_ext = q->op == MC_CMD_GET && *status == MC_ST_OK ? 4 : 0;
+	if (hdr[0] != MC_MAGIC_RES || hdr[1] != q->op ||
+	    mc_get32(hdr + 12) != q->opaque || klen > MC_KEY_MAX ||
 	    hdr[4] != want_ext || blen < want_ext + klen)
 		return MC_IO_PROTO;
 	vlen = blen - want_ext - klen;
-	if (op == MC_CMD_GET && *status == MC_ST_OK) {
+	if (q->op == MC_CMD_GET && *status == MC_ST_OK) {
 		if (vlen > MC_VALUE_CAP)
 			return MC_IO_PROTO;
-	} else if (op == MC_CMD_INCR && *status == MC_ST_OK) {
+	} else if (q->op == MC_CMD_INCR && *status == MC_ST_OK) {
 		if (vlen != 8)
 			return MC_IO_PROTO;
 	} else if (vlen > sizeof(junk)) {
@@ -581,11 +597,11 @@ mc_exchange(int fd, uint32_t opaque, struct mc_job *j, int64_t deadline,
 	/* Flags and any key: not used (we sent the key; flags are 0). */
 	if ((rc = mc_recv(fd, junk, want_ext + klen, deadline)) != MC_IO_OK)
 		return rc;
-	if (op != MC_CMD_GET || *status != MC_ST_OK) {
+	if (q->op != MC_CMD_GET || *status != MC_ST_OK) {
 		/* An error message, a SET's empty body, or the counter. */
 		if ((rc = mc_recv(fd, junk, vlen, deadline)) != MC_IO_OK)
 			return rc;
-		if (op == MC_CMD_INCR && *status == MC_ST_OK)
+		if (q->op == MC_CMD_INCR && *status == MC_ST_OK)
 			j->num = mc_get64(junk);
 		return MC_IO_OK;
 	}
@@ -617,71 +633,10 @@ mc_status_of(enum mc_op op, uint16_t status)
 
 /* ---- worker threads ---------------------------------------------------- */
 
+/* The counters of a finished job. */
 static void
-mc_run(struct mc_thread *t, struct mc_job *j)
+mc_count(struct mc_client *mc, const struct mc_job *j)
 {
-	struct mc_client *mc = t->mc;
-	int si = j->si;
-	int64_t now = mc_now_ms();
-	enum mc_io rc;
-	uint16_t status = 0;
-	struct mc_conn *c;
-
-	if (now - j->t_submit > mc->timeout_ms) {
-		/* Stale: the worker's deadline for it has passed. */
-		j->status = MC_TIMEOUT;
-		atomic_fetch_add(&mc->timeouts, 1);
-		return;
-	}
-	if (si < 0) {
-		/* The hash named no server: nothing to ask. */
-		j->status = MC_ERROR;
-		atomic_fetch_add(&mc->errors, 1);
-		return;
-	}
-	if (mc_server_dead(mc, si, now)) {
-		j->status = MC_DOWN;
-		atomic_fetch_add(&mc->errors, 1);
-		return;
-	}
-	c = &t->conns[si];
-	if (c->fd >= 0 && !mc_conn_idle(c))
-		mc_conn_close(c);
-	/* One deadline for the whole job, connect included. */
-	rc = MC_IO_OK;
-	if (c->fd < 0)
-		rc = mc_connect(&mc->servers[si], c, now + mc->timeout_ms);
-	if (rc == MC_IO_OK)
-		rc = mc_exchange(c->fd, ++t->opaque, j, now + mc->timeout_ms,
-		    &status);
-	if (j->op == MC_OP_SET) {
-		free(j->val);
-		j->val = NULL;
-		j->vlen = 0;
-	}
-	switch (rc) {
-	case MC_IO_OK:
-		j->status = mc_status_of(j->op, status);
-		mc_server_ok(mc, si);
-		break;
-	case MC_IO_NOMEM:
-		/* Our shortage, not the server's fault. */
-		mc_conn_close(c);
-		j->status = MC_ERROR;
-		mc_server_ok(mc, si);
-		break;
-	case MC_IO_TIMEOUT:
-		/* A late reply must not answer the next request. */
-		mc_conn_close(c);
-		j->status = MC_TIMEOUT;
-		mc_server_failed(mc, si);
-		break;
-	default:
-		mc_conn_close(c);
-		j->status = MC_ERROR;
-		mc_server_failed(mc, si);
-		break;
-	}
 	switch (j->status) {
 	case MC_OK:
 		if (j->op == MC_OP_GET)
@@ -701,12 +656,106 @@ mc_run(struct mc_thread *t, struct mc_job *j)
 	}
 }
 
+/*
+ * Run a batch of jobs of one lane and one server, pipelined: every
+ * request in one write, then the replies in order (memcached answers a
+ * connection's requests in order; each reply's opaque is checked).  One
+ * wait for the whole batch instead of one per job: on a busy worker
+ * this is what keeps the thread switches per lookup low.  All jobs of a
+ * batch share the deadline: timeout_ms from now.  A reply that fails
+ * fails it and every later job of the batch (the connection is closed).
+ */
+static void
+mc_run_batch(struct mc_thread *t, struct mc_job **jobs, unsigned n)
+{
+	struct mc_client *mc = t->mc;
+	int si = jobs[0]->si;
+	int64_t now = mc_now_ms(), deadline = now + mc->timeout_ms;
+	struct mc_req q[MC_BATCH];
+	struct iovec iov[4 * MC_BATCH];
+	struct mc_job *live[MC_BATCH];
+	size_t niov = 0;
+	unsigned nlive = 0, k;
+	enum mc_io rc = MC_IO_OK;
+	uint16_t status = 0;
+	struct mc_conn *c;
+
+	for (k = 0; k < n; k++) {
+		struct mc_job *j = jobs[k];
+
+		if (now - j->t_submit > mc->timeout_ms)
+			j->status = MC_TIMEOUT;	/* stale: the worker moved on */
+		else if (si < 0)
+			j->status = MC_ERROR;	/* the hash named no server */
+		else if (mc_server_dead(mc, si, now))
+			j->status = MC_DOWN;
+		else if (mc_request(&q[nlive], ++t->opaque, j, iov, &niov) !=
+		    MC_IO_OK)
+			j->status = MC_ERROR;
+		else {
+			live[nlive++] = j;
+			continue;
+		}
+		mc_count(mc, j);
+	}
+	if (nlive == 0)
+		goto out;
+	c = &t->conns[si];
+	if (c->fd >= 0 && !mc_conn_idle(c))
+		mc_conn_close(c);
+	if (c->fd < 0)
+		rc = mc_connect(&mc->servers[si], c, deadline);
+	if (rc == MC_IO_OK)
+		rc = mc_send(c->fd, iov, niov, deadline);
+	for (k = 0; k < nlive; k++) {
+		struct mc_job *j = live[k];
+
+		if (rc == MC_IO_OK)
+			rc = mc_reply(c->fd, &q[k], j, deadline, &status);
+		switch (rc) {
+		case MC_IO_OK:
+			j->status = mc_status_of(j->op, status);
+			break;
+		case MC_IO_TIMEOUT:
+			j->status = MC_TIMEOUT;
+			break;
+		default:
+			j->status = MC_ERROR;
+			break;
+		}
+		mc_count(mc, j);
+	}
+	switch (rc) {
+	case MC_IO_OK:
+		mc_server_ok(mc, si);
+		break;
+	case MC_IO_NOMEM:
+		/* Our shortage, not the server's fault. */
+		mc_conn_close(c);
+		mc_server_ok(mc, si);
+		break;
+	default:
+		/* A late reply must not answer the next request. */
+		mc_conn_close(c);
+		mc_server_failed(mc, si);
+		break;
+	}
+out:
+	for (k = 0; k < n; k++)
+		if (jobs[k]->op == MC_OP_SET) {
+			free(jobs[k]->val);
+			jobs[k]->val = NULL;
+			jobs[k]->vlen = 0;
+		}
+}
+
 static void *
 mc_thread_main(void *arg)
 {
 	struct mc_thread *t = arg;
 	struct mc_client *mc = t->mc;
-	struct mc_job *j;
+	struct mc_job *j, *next;
+	unsigned n;
 
 	pthread_mutex_lock(&mc->lock);
 	for (;;) {
@@ -722,20 +771,32 @@ mc_thread_main(void *arg)
 		}
 		if (mc->stop)
 			break;
-		mc_list_unlink(&mc->pending, j);
-		t->busy = j;
+		/* And the later ones of our lane for the same server, in
+		 * order: a key's jobs keep their order (one lane, one
+		 * server), other keys' jobs are independent. */
+		t->nbusy = 0;
+		for (; j != NULL && t->nbusy < MC_BATCH; j = next) {
+			next = j->next;
+			if (j->lane != t->lane || (t->nbusy > 0 && j->si != t->busy[0]->si))
+				continue;
+			mc_list_unlink(&mc->pending, j);
+			t->busy[t->nbusy++] = j;
+		}
+		n = t->nbusy;
 		pthread_mutex_unlock(&mc->lock);
 
-		mc_run(t, j);
+		mc_run_batch(t, t->busy, n);
 
 		pthread_mutex_lock(&mc->lock);
-		t->busy = NULL;
-		if (j->cancelled) {
-			mc_job_free(j);
-		} else {
-			mc_list_push(&mc->done, j);
-			mc_kick(mc);
+		for (unsigned k = 0; k < n; k++) {
+			j = t->busy[k];
+			if (j->cancelled)
+				mc_job_free(j);
+			else
+				mc_list_push(&mc->done, j);
 		}
+		t->nbusy = 0;
+		mc_kick(mc);
 	}
 	pthread_mutex_unlock(&mc->lock);
 	return NULL;
@@ -1148,12 +1209,12 @@ mc_client_cancel(struct mc_client *mc, uint64_t id)
 			goto out;
 		}
 	for (i = 0; i < mc->nthreads; i++)
-		if (mc->threads[i].busy != NULL &&
-		    mc->threads[i].busy->id == id) {
-			/* Its thread frees it when the call returns. */
-			mc->threads[i].busy->cancelled = true;
-			goto out;
-		}
+		for (unsigned k = 0; k < mc->threads[i].nbusy; k++)
+			if (mc->threads[i].busy[k]->id == id) {
+				/* Its thread frees it when the call returns. */
+				mc->threads[i].busy[k]->cancelled = true;
+				goto out;
+			}
 	for (j = mc->done.head; j != NULL; j = j->next)
 		if (j->id == id) {
 			mc_list_unlink(&mc->done, j);

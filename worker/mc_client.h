@@ -32,6 +32,8 @@
 #define MC_NOJOB UINT64_MAX
 /* Jobs waiting for a thread, at most. */
 #define MC_CLIENT_QUEUE_MAX 1024
+/* Jobs of one key lane and server a thread sends at once (pipelined). */
+#define MC_CLIENT_BATCH 32
 /* Consecutive failures that open a server's circuit. */
 #define MC_CLIENT_FAIL_LIMIT 2
 /* How long an open circuit stays open before a request is let through. */
