@@ -1319,6 +1319,14 @@ conn_stop_idle(struct worker *w)
 			set_deadline(c, STOP_HEAD_MS);
 			continue;
 		}
+		/* A head begun before the stop gets the same short while,
+		 * not the rest of timeouts.client_header: a client that
+		 * trickles it must not hold the old generation. */
+		if (c->state == C_HEAD && !c->in_run &&
+		    c->deadline > ev_now(w->loop) + STOP_HEAD_MS) {
+			set_deadline(c, STOP_HEAD_MS);
+			continue;
+		}
 		if (c->state != C_IDLE || buf_len(&c->in) > 0 || c->in_run ||
 		    c->nreq == 0)
 			continue;

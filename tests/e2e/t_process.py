@@ -244,6 +244,44 @@ T.append(("QUIT with a trickling keep-alive client and a silent new connection: 
           quit_slow_clients))
 
 
+def quit_head_begun():
+    """A head begun before the QUIT (the first bytes are in, the rest
+    trickles) gets the stop's short while too, not the rest of
+    timeouts.client_header (30 s here)."""
+    o = new_origin()
+    sl = Sluice(conf={"timeouts": {"shutdown": 30, "client_header": 30}}, workers=1)
+    expect(sl.wait_workers(1), "workers", sl.diag())
+    c = Client(sl.port, timeout=10)
+    line = b"GET " + o.url("/slow").encode() + b" HTTP/1.1\r\n"
+    c.send(line[:10])
+    time.sleep(0.5)                 # the worker has read them: state C_HEAD
+    t0 = time.monotonic()
+    sl.signal(signal.SIGQUIT)
+    stop = [False]
+
+    def trickle():
+        for b in line[10:]:
+            if stop[0]:
+                return
+            try:
+                c.send(bytes([b]))
+            except OSError:
+                return
+            time.sleep(0.5)
+    th = threading.Thread(target=trickle, daemon=True)
+    th.start()
+    exited = poll(lambda: not sl.alive(), 15)
+    stop[0] = True
+    dt = time.monotonic() - t0
+    expect(exited, "sluice still running %.1fs after QUIT" % dt, sl.diag())
+    expect(dt < 8, "the stop took %.1fs (timeouts.client_header is 30)" % dt)
+    c.close()
+
+
+T.append(("QUIT while a head is half read and trickling: the worker exits in seconds",
+          quit_head_begun))
+
+
 SIZE = 50 * 1024 * 1024
 BLOCK = bytes(range(256)) * 256   # 64 KiB pattern
 
