@@ -28,6 +28,12 @@
  *    mutex consistent.  EOWNERDEAD on the allocator lock rebuilds both
  *    free lists from the entries (every block chain is only changed under
  *    that lock, so the chains are whole).
+ *  - The `objects` gauge is kept per stripe (lock_sh.objects: the
+ *    complete entries that stripe's chains hold), changed only under the
+ *    stripe's lock, and the EOWNERDEAD repair recounts it from the
+ *    chains: a holder killed between linking, unlinking or completing an
+ *    entry and counting it leaves no count off by one (a single atomic
+ *    in the header went below zero that way: F1).
  *  - Readers stream from a filling entry without locks: the writer fills
  *    block bytes, then publishes the length with a release store; a
  *    reader loads it with acquire and never reads past it.
@@ -181,6 +187,31 @@ op_end(struct lock_sh *l)
 	__atomic_store_n(&l->op, OP_NONE, __ATOMIC_RELEASE);
 }
 
+/* Count one complete entry into or out of stripe s's chains (s held).
+ * A relaxed store: cache_gauges sums the stripes without locks. */
+static void
+stripe_objects(struct lock_sh *s, bool in)
+{
+	__atomic_store_n(&s->objects, in ? s->objects + 1 : s->objects - 1,
+	    __ATOMIC_RELAXED);
+}
+
+/* Recount stripe s's objects from its chains (s held, the repair only:
+ * it walks every chain of the stripe). */
+static void
+stripe_recount(struct cache *c, struct lock_sh *s)
+{
+	uint32_t n = 0;
+
+	for (uint32_t b = (uint32_t)(s - c->stripes); b < c->h->nbuckets;
+	    b += c->h->nstripes)
+		for (uint32_t i = c->buckets[b], w = 0;
+		    i != 0 && i <= c->h->nentries && w < WALK_MAX(c);
+		    i = c->e[i - 1].next, w++)
+			n += c->e[i - 1].state == E_COMPLETE;
+	__atomic_store_n(&s->objects, n, __ATOMIC_RELAXED);
+}
+
 /* ---- the allocator (callers hold h->alloc) ---------------------------- */
 
 /* Return an entry's blocks and the entry itself to the free lists. */
@@ -199,8 +230,11 @@ entry_free_locked(struct cache *c, uint32_t idx)
 		b = nx;
 		n++;
 	}
+	/* Never linked here (callers free only entries out of the index);
+	 * were it, the count follows the chains, which still hold it.  Its
+	 * stripe is held by every caller. */
 	if (e->state == E_COMPLETE && (e->flags & EF_LINKED))
-		__atomic_fetch_sub(&c->h->objects, 1, __ATOMIC_RELAXED);
+		stripe_objects(stripe_of_bucket(c, bucket_of(c, e)), false);
 	e->first = e->last = NONE;
 	e->nblocks = 0;
 	e->state = E_FREE;
@@ -266,6 +300,10 @@ entry_reclaim(struct cache *c, struct lock_sh *s, uint32_t idx)
  * counts), so rebuild both free lists from the entries: a block is free
  * when no live entry's chain holds it.  A chain that runs into a block
  * already claimed, or out of range, is cut there and its entry abandoned.
+ * No entry changes state or index membership here, so the stripes'
+ * object counts stand.  Flags are or-ed atomically: a stripe holder may
+ * be changing the same word (a plain |= could bring EF_LINKED back on an
+ * entry just unlinked).
  */
 void
 cache_alloc_rebuild(struct cache *c)
@@ -286,7 +324,8 @@ cache_alloc_rebuild(struct cache *c)
 		while (b != NONE && n < e->nblocks) {
 			if (b >= h->nblocks || mark == NULL ||
 			    (mark[b / 8] & (1u << (b % 8)))) {
-				e->flags |= CF_ABORTED;
+				__atomic_fetch_or(&e->flags, CF_ABORTED,
+				    __ATOMIC_RELAXED);
 				break;
 			}
 			mark[b / 8] |= (uint8_t)(1u << (b % 8));
@@ -298,8 +337,10 @@ cache_alloc_rebuild(struct cache *c)
 		e->last = prev;
 		if (n == 0)
 			e->first = NONE;
-		if (e->len > (uint64_t)n * CACHE_BLOCK)
-			e->len = (uint64_t)n * CACHE_BLOCK, e->flags |= CF_ABORTED;
+		if (e->len > (uint64_t)n * CACHE_BLOCK) {
+			e->len = (uint64_t)n * CACHE_BLOCK;
+			__atomic_fetch_or(&e->flags, CF_ABORTED, __ATOMIC_RELAXED);
+		}
 	}
 	/* Push in reverse so low indexes come out first. */
 	for (uint32_t b = h->nblocks; b-- > 0;)
@@ -435,10 +476,13 @@ entry_kill(struct cache *c, struct lock_sh *s, uint32_t idx)
 
 	op_begin(s, OP_UNLINK, idx, 0, 0, 0);
 	if (e->flags & EF_LINKED) {
-		chain_unlink(c, idx);
+		/* Counted out only if the chains held it: the count is theirs. */
+		bool was = chain_unlink(c, idx);
+
 		CRASH_POINT(c, "unlink");
-		if (e->state == E_COMPLETE)
-			__atomic_fetch_sub(&c->h->objects, 1, __ATOMIC_RELAXED);
+		if (was && e->state == E_COMPLETE)
+			stripe_objects(s, false);
+		CRASH_POINT(c, "unlinked");
 	}
 	e->flags = (e->flags & ~(uint32_t)(EF_LINKED | EF_DETACHED)) | CF_DEAD;
 	op_end(s);
@@ -446,16 +490,13 @@ entry_kill(struct cache *c, struct lock_sh *s, uint32_t idx)
 		entry_free(c, idx);
 }
 
-/* Repair after a stripe holder died mid-change (see the file comment). */
+/* Undo or finish the one change logged in stripe s. */
 static void
-lock_repair_stripe(struct cache *c, struct lock_sh *s)
+lock_repair_op(struct cache *c, struct lock_sh *s)
 {
 	uint32_t idx = s->op_entry;
-	struct entry_sh *e;
+	struct entry_sh *e = &c->e[idx];
 
-	if (s->op == OP_NONE || idx >= c->h->nentries)
-		return;
-	e = &c->e[idx];
 	switch (s->op) {
 	case OP_REF:
 	case OP_UNREF:
@@ -473,17 +514,27 @@ lock_repair_stripe(struct cache *c, struct lock_sh *s)
 			e->flags &= ~(uint32_t)EF_LINKED;
 		break;
 	case OP_UNLINK:
+		/* Whether the holder counted it out or not, the recount
+		 * that follows counts what the chains hold. */
 		chain_unlink(c, idx);
-		/* EF_LINKED still set: the holder died before it counted the
-		 * object out (entry_kill clears the flag after that). */
-		if ((e->flags & EF_LINKED) && e->state == E_COMPLETE)
-			__atomic_fetch_sub(&c->h->objects, 1, __ATOMIC_RELAXED);
 		e->flags = (e->flags & ~(uint32_t)EF_LINKED) | CF_DEAD;
 		break;
 	}
 	if (e->state != E_FREE && !(e->flags & EF_LINKED) &&
 	    !(e->flags & EF_DETACHED) && e->refs == 0 && e->writer == 0)
 		entry_free(c, idx);
+}
+
+/* Repair after a stripe holder died mid-change (see the file comment):
+ * undo or finish the logged op, then recount the stripe's objects, which
+ * the holder may have died before or after counting (any op, or none
+ * logged: cache_commit counts outside the op log). */
+static void
+lock_repair_stripe(struct cache *c, struct lock_sh *s)
+{
+	if (s->op != OP_NONE && s->op_entry < c->h->nentries)
+		lock_repair_op(c, s);
+	stripe_recount(c, s);
 }
 
 /* ---- references -------------------------------------------------------- */
@@ -914,8 +965,9 @@ cache_commit(struct cache *c, struct cache_ref *ref)
 		op_end(s);
 	}
 	__atomic_store_n(&e->state, E_COMPLETE, __ATOMIC_RELEASE);
+	CRASH_POINT(c, "commit");	/* complete, not counted: the repair's */
 	if (e->flags & EF_LINKED)
-		__atomic_fetch_add(&c->h->objects, 1, __ATOMIC_RELAXED);
+		stripe_objects(s, true);
 	lock_give(s);
 	wake_waiters(c, e);
 	return 0;
@@ -1141,10 +1193,15 @@ evict_one(struct cache *c)
 			continue;
 		}
 		s = stripe_of_bucket(c, bucket_of(c, e));
+		CRASH_POINT(c, "evict_pick");
 		if (lock_take(c, s, false) != 0)
 			continue;
+		/* Still of this stripe: since the pre-check it may have been
+		 * evicted, freed and reused for a key of another stripe, whose
+		 * chain and count are not ours to change. */
 		if (e->state == E_COMPLETE && e->refs == 0 && e->writer == 0 &&
-		    (e->flags & EF_LINKED)) {
+		    (e->flags & EF_LINKED) &&
+		    stripe_of_bucket(c, bucket_of(c, e)) == s) {
 			struct cache_ref sref;
 			/* The tier gets the object before the blocks go: our
 			 * counted reference keeps them past entry_kill, and the

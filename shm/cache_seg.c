@@ -153,8 +153,7 @@ segment_format(struct cache *c)
 	memset(c->buckets, 0, (size_t)h->nbuckets * 4);
 	memset(c->e, 0, (size_t)h->nentries * sizeof(struct entry_sh));
 	cache_alloc_rebuild(c);
-	h->objects = 0;
-	h->evictions = 0;
+	h->evictions = 0;	/* the stripes' object counts: 0 above */
 	h->clock = 0;
 	return 0;
 }
@@ -184,7 +183,6 @@ segment_recover(struct cache *c)
 	memset(c->buckets, 0, (size_t)h->nbuckets * 4);
 	/* Chains first (cuts broken ones), then judge each entry. */
 	cache_alloc_rebuild(c);
-	h->objects = 0;
 	for (uint32_t i = 0; i < h->nentries; i++) {
 		struct entry_sh *e = &c->e[i];
 		bool ok = e->state == E_COMPLETE &&
@@ -224,6 +222,7 @@ segment_recover(struct cache *c)
 			e->next = c->buckets[b];
 			c->buckets[b] = i + 1;
 			e->flags = EF_LINKED | CF_HEAD | (e->flags & (CF_VARY | CF_HFP));
+			stripe_of_bucket(c, b)->objects++;
 			kept++;
 		} else if (e->state != E_FREE) {
 			e->state = E_FREE;
@@ -232,7 +231,6 @@ segment_recover(struct cache *c)
 	}
 	free(kb);
 	cache_alloc_rebuild(c);	/* now without the dropped entries */
-	h->objects = kept;
 	return kept;
 }
 
@@ -469,15 +467,17 @@ cache_fsck(struct cache *c, const char **why)
 	struct hdr_sh *h = c->h;
 	uint8_t *mark = calloc(h->nblocks / 8 + 1, 1);
 	uint8_t *indexed = calloc(h->nentries / 8 + 1, 1);
+	uint32_t *objs = calloc(h->nstripes, sizeof(uint32_t));
 	uint64_t used = 0, fb = 0, fe = 0, refsum = 0, recs = 0;
 	int bad = 0;
 
 	*why = "ok";
 #define FSCK(cond, msg) do { if (!(cond)) { if (bad == 0) *why = (msg); bad--; } } while (0)
-	FSCK(mark != NULL && indexed != NULL, "out of memory");
-	if (mark == NULL || indexed == NULL) {
+	FSCK(mark != NULL && indexed != NULL && objs != NULL, "out of memory");
+	if (mark == NULL || indexed == NULL || objs == NULL) {
 		free(mark);
 		free(indexed);
+		free(objs);
 		return bad;
 	}
 	/* What the index reaches, walked from the buckets (not EF_LINKED). */
@@ -488,6 +488,7 @@ cache_fsck(struct cache *c, const char **why)
 			if (i > h->nentries)
 				break;
 			indexed[(i - 1) / 8] |= (uint8_t)(1u << ((i - 1) % 8));
+			objs[b & (h->nstripes - 1)] += c->e[i - 1].state == E_COMPLETE;
 		}
 	for (uint32_t i = 0; i < h->nentries; i++) {
 		struct entry_sh *e = &c->e[i];
@@ -537,9 +538,15 @@ cache_fsck(struct cache *c, const char **why)
 		for (uint32_t r = 0; r < SLOT_RECS; r++)
 			recs += c->slots[s].rec[r] != 0;
 	FSCK(recs == refsum, "entry refs differ from the slot records");
+	/* Each stripe's object count against its chains; the gauge is
+	 * their sum.  Last: a broken chain above says more. */
+	for (uint32_t s = 0; s < h->nstripes; s++)
+		FSCK(objs[s] == c->stripes[s].objects,
+		    "a stripe's object count differs from its chains");
 #undef FSCK
 	free(mark);
 	free(indexed);
+	free(objs);
 	return bad;
 }
 
@@ -559,7 +566,10 @@ cache_gauges(const struct cache *c, struct cache_gauges *g)
 	g->entries_total = c->h->nentries;
 	g->entries_used = g->entries_total -
 	    __atomic_load_n(&c->h->nfree_entries, __ATOMIC_RELAXED);
-	g->objects = __atomic_load_n(&c->h->objects, __ATOMIC_RELAXED);
+	/* Without locks: approximate under load, exact at rest. */
+	for (uint32_t s = 0; s < c->h->nstripes; s++)
+		g->objects += __atomic_load_n(&c->stripes[s].objects,
+		    __ATOMIC_RELAXED);
 	g->evictions = __atomic_load_n(&c->h->evictions, __ATOMIC_RELAXED);
 	for (unsigned s = 0; s < c->nslots; s++)
 		if (c->slots[s].pid != 0)

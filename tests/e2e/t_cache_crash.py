@@ -356,12 +356,12 @@ T.append(("F1 kill -9 workers at random under 50 clients: no hang, no corrupt bo
 # ---------------------------------------------------------------------------
 # 2. F1 with fault points inside the cache's critical sections
 
-POINTS = ["ref", "unref", "alloc", "link", "linked", "unlink"]
+POINTS = ["ref", "unref", "alloc", "link", "linked", "unlink", "unlinked", "commit"]
 
 
 def every(point):
     """Fail every Nth pass: unlinks (invalidations) are rare, so often."""
-    return 2 if point == "unlink" else 7
+    return 2 if point in ("unlink", "unlinked") else 7
 
 
 def fault_build():

@@ -1363,6 +1363,39 @@ persist_reattach(void **state)
 	fsck_ok(t->c);
 }
 
+/* A kept segment of an older layout (layout 2 kept the object count in
+ * its header; 3 keeps it per stripe, in bigger stripe locks) is
+ * recreated, never misread. */
+static void
+persist_old_layout(void **state)
+{
+	struct tc *t = *state;
+	uint32_t *hw;
+	int fd;
+
+	assert_int_equal(tc_open(t, 4 * MIB, 2 * MIB, true), 0);
+	tc_worker0(t);
+	assert_int_equal(fill(t->c, "p1", 2, 10, 1, 100), 0);
+	cache_close(t->c, false);
+	t->c = NULL;
+	/* the header opens with { magic, layout } */
+	fd = shm_open(t->name, O_RDWR, 0600);
+	assert_true(fd >= 0);
+	hw = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(hw != MAP_FAILED);
+	close(fd);
+	assert_int_equal(hw[1], 3);
+	hw[1] = 2;
+	munmap(hw, 4096);
+
+	assert_int_equal(tc_open(t, 4 * MIB, 2 * MIB, true), 0);
+	assert_non_null(strstr(t->note, "recreated"));
+	tc_worker0(t);
+	assert_int_equal(gauges(t->c).objects, 0);
+	assert_int_equal(check(t->c, "p1", 2, 10, 1), CACHE_ENOENT);
+	fsck_ok(t->c);
+}
+
 /* A segment whose name someone else created (mode 0644) is never adopted. */
 static void
 persist_foreign_segment(void **state)
@@ -1440,7 +1473,7 @@ crash_child(struct cache *c, unsigned slot, int efd, void *arg)
 	} else if (strcmp(p, "link") == 0 || strcmp(p, "linked") == 0) {
 		cache_test_crash_at(c, p);
 		cache_get(c, KEY_F, sizeof(KEY_F) - 1, true, &r);
-	} else if (strcmp(p, "unlink") == 0) {
+	} else if (strcmp(p, "unlink") == 0 || strcmp(p, "unlinked") == 0) {
 		cache_test_crash_at(c, p);
 		cache_invalidate(c, KEY_C, sizeof(KEY_C) - 1);
 	} else
@@ -1462,8 +1495,9 @@ crash_at_point(struct tc *t, const char *point, bool lookup_first)
 	struct cache_ref reader = { 0 }, r;
 	struct cache_view v;
 	struct cache_gauges g;
+	bool unlinks = strncmp(point, "unlink", 6) == 0;	/* and "unlinked" */
 	bool stripe_c = strcmp(point, "ref") == 0 ||
-	    strcmp(point, "unref") == 0 || strcmp(point, "unlink") == 0;
+	    strcmp(point, "unref") == 0 || unlinks;
 	pid_t pid;
 	int st;
 
@@ -1511,7 +1545,7 @@ crash_at_point(struct tc *t, const char *point, bool lookup_first)
 	/* the same stripe is usable: this takes the dead owner's mutex when
 	 * it still holds it (the EOWNERDEAD repair) */
 	if (stripe_c) {
-		int want = strcmp(point, "unlink") == 0 ? CACHE_ENOENT : 0;
+		int want = unlinks ? CACHE_ENOENT : 0;
 
 		assert_int_equal(check(c, KEY_C, sizeof(KEY_C) - 1, 40, 9000), want);
 		if (want != 0)
@@ -1575,6 +1609,155 @@ static void crash_unlink(void **state) { crash_at_point(*state, "unlink", false)
 static void crash_unlink_lookup_first(void **state)
 {
 	crash_at_point(*state, "unlink", true);
+}
+/* Between counting the object out and clearing its linked flag: the
+ * repair must not count it out a second time (the count went below 0). */
+static void crash_unlinked(void **state) { crash_at_point(*state, "unlinked", false); }
+static void crash_unlinked_lookup_first(void **state)
+{
+	crash_at_point(*state, "unlinked", true);
+}
+
+static int
+commit_child(struct cache *c, unsigned slot, int efd, void *arg)
+{
+	(void)slot;
+	(void)efd;
+	(void)arg;
+	cache_test_crash_at(c, "commit");
+	fill(c, KEY_F, sizeof(KEY_F) - 1, 1, 5000, 999);
+	return 7;	/* should have died */
+}
+
+/*
+ * A writer dies in cache_commit after the entry is complete and before
+ * it is counted: the object is whole, so it stays, and the count must
+ * hold it (else the count goes below 0 when it is invalidated).
+ */
+static void
+crash_commit_point(struct tc *t, bool lookup_first)
+{
+	struct cache *c = t->c;
+	struct cache_gauges g;
+	pid_t pid;
+	int st;
+
+	assert_int_equal(fill(c, KEY_C, sizeof(KEY_C) - 1, 40, 9000, 4096), 0);
+	pid = spawn(c, 5, commit_child, NULL);
+	assert_true(pid > 0);
+	st = wait_child(pid);
+	if (!WIFSIGNALED(st))
+		fail_msg("commit: child exited with %d instead of dying",
+		    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	/* a worker meets the dead owner's stripe first, or the master */
+	if (lookup_first)
+		assert_int_equal(check(c, KEY_F, sizeof(KEY_F) - 1, 1, 5000), 0);
+	cache_slot_reap(c, 5);
+	fsck_ok(c);
+	assert_int_equal(check(c, KEY_F, sizeof(KEY_F) - 1, 1, 5000), 0);
+	assert_int_equal(check(c, KEY_C, sizeof(KEY_C) - 1, 40, 9000), 0);
+	g = gauges(c);
+	assert_int_equal(g.refs, 0);
+	assert_int_equal(g.entries_used, 2);
+	assert_int_equal(g.objects, 2);
+	assert_int_equal(cache_invalidate(c, KEY_F, sizeof(KEY_F) - 1), 1);
+	assert_int_equal(cache_invalidate(c, KEY_C, sizeof(KEY_C) - 1), 1);
+	g = gauges(c);
+	assert_int_equal(g.objects, 0);
+	assert_int_equal(g.entries_used, 0);
+	assert_int_equal(g.blocks_used, 0);
+	fsck_ok(c);
+}
+
+static void crash_commit(void **state) { crash_commit_point(*state, false); }
+static void crash_commit_lookup_first(void **state)
+{
+	crash_commit_point(*state, true);
+}
+
+static int
+evict_child(struct cache *c, unsigned slot, int efd, void *arg)
+{
+	(void)slot;
+	(void)efd;
+	(void)arg;
+	cache_test_crash_at(c, "stop:evict_pick");
+	switch (fill(c, "y", 1, 10, 100, 100)) {
+	case 0:
+		return 0;
+	case CACHE_ENOSPC:	/* its two sweeps ran out past the pick */
+		return 2;
+	default:
+		return 1;
+	}
+}
+
+/*
+ * Eviction picks its victim without a lock, then takes the victim's
+ * stripe.  Meanwhile the victim may be invalidated, freed and reused for
+ * a key of another stripe: the evictor must not unlink it under the
+ * wrong lock (a race on that chain, and a count taken from the wrong
+ * stripe).  The child stops between the pick and the lock while this
+ * process reuses the entry.  (One time in 256 the new key shares the
+ * old stripe and the window is harmless.)
+ */
+static void
+evict_victim_reused(void **state)
+{
+	struct tc *t = *state;
+	struct cache *c = t->c;
+	struct cache_ref held[400];
+	struct cache_gauges g;
+	unsigned n = 0;
+	pid_t pid;
+	int st, r = 0;
+
+	assert_true(gauges(c).blocks_total < 400);
+	/* one block each, held: every block and entry in use */
+	while (n < 400) {
+		char key[16];
+		int kl = snprintf(key, sizeof(key), "h%u", n);
+
+		if ((r = fill(c, key, (size_t)kl, 10, 100, 100)) != 0)
+			break;
+		assert_int_equal(cache_get(c, key, (size_t)kl, false, &held[n]),
+		    CACHE_FOUND);
+		n++;
+	}
+	assert_int_equal(r, CACHE_ENOSPC);
+	/* the last one is the only evictable entry */
+	cache_release(c, &held[--n]);
+	pid = spawn(c, 5, evict_child, NULL);
+	assert_true(pid > 0);
+	while (waitpid(pid, &st, WUNTRACED) < 0)
+		assert_int_equal(errno, EINTR);
+	assert_true(WIFSTOPPED(st));
+	/* the child has picked it: it goes, and its entry comes back for
+	 * another key */
+	{
+		char key[16];
+		int kl = snprintf(key, sizeof(key), "h%u", n);
+
+		assert_int_equal(cache_invalidate(c, key, (size_t)kl), 1);
+	}
+	assert_int_equal(fill(c, "reused", 6, 10, 100, 100), 0);
+	fsck_ok(c);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	st = wait_child(pid);
+	assert_true(WIFEXITED(st));
+	assert_true(WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 2);
+	cache_slot_reap(c, 5);
+	fsck_ok(c);
+	g = gauges(c);
+	/* at rest every used entry is a complete, indexed object */
+	assert_int_equal(g.objects, g.entries_used);
+	if (WEXITSTATUS(st) == 0)
+		assert_int_equal(check(c, "y", 1, 10, 100), 0);
+	for (unsigned i = 0; i < n; i++)
+		cache_release(c, &held[i]);
+	assert_int_equal(gauges(c).refs, 0);
+	fsck_ok(c);
 }
 
 #endif /* SLUICE_FAULT_INJECTION */
@@ -2058,6 +2241,7 @@ main(void)
 		CASE(detached_refresh, setup),
 		CASE(invalidate_entry, setup),
 		CASE(persist_reattach, setup_bare),
+		CASE(persist_old_layout, setup_bare),
 		CASE(persist_foreign_segment, setup_bare),
 #ifdef SLUICE_FAULT_INJECTION
 		CASE(crash_ref, setup),
@@ -2072,6 +2256,11 @@ main(void)
 		CASE(crash_linked_lookup_first, setup),
 		CASE(crash_unlink, setup),
 		CASE(crash_unlink_lookup_first, setup),
+		CASE(crash_unlinked, setup),
+		CASE(crash_unlinked_lookup_first, setup),
+		CASE(crash_commit, setup),
+		CASE(crash_commit_lookup_first, setup),
+		CASE(evict_victim_reused, setup_small),
 #endif
 		CASE(reap_dead_worker, setup),
 		CASE(stress_kill_and_reap, setup),
