@@ -19,13 +19,24 @@
  *   a miss) and its poll timeout restarts on every byte, so a trickling
  *   server holds a thread forever.  So the I/O is ours, and small: four
  *   requests (GET, SET, DELETE, INCREMENT; never GETK, our replies carry
- *   no key), one request in flight per connection, and every reply
- *   header is checked (magic, opcode, opaque, key, extras and body
+ *   no key), and every reply header is checked (magic, opcode, opaque, key, extras and body
  *   lengths, a value cap) before a byte is allocated or copied.  The
  *   value is read straight into one malloc of exactly its length.
- * - One deadline per job, timeout_ms from when its thread starts it:
+ * - Batches: a thread takes up to MC_BATCH jobs of its lane for one
+ *   server (at most MC_BATCH_BYTES of requests; a larger SET goes
+ *   alone), writes them in one go and reads the replies in order, each
+ *   matched by its opaque: one wait per batch instead of one per job,
+ *   which is what keeps thread switches per lookup low on a busy worker.
+ *   The requests always fit the socket's send buffer, so writing them
+ *   never waits on a server that is busy sending us replies (both sides
+ *   would wait for the other until the deadline).
+ * - One deadline per batch, timeout_ms from when its thread starts it:
  *   connect, every write and every read poll() for what is left of it,
- *   so no server, however slow or trickling, holds a job longer.
+ *   so no server, however slow or trickling, holds a job longer.  A
+ *   reply that fails fails the rest of the batch too.
+ * - Server names are resolved once, when the client is made: a lookup
+ *   has no deadline, and a DNS server that does not answer must not hold
+ *   a lane.  A server that moves is picked up by a reload.
  * - A connection that timed out or carried a bad reply is closed, never
  *   reused: the late or remaining bytes would be read as the reply to
  *   the next request.  The next job on that server reconnects.
@@ -99,8 +110,11 @@
 /* Largest body we read and discard (an error message; memcached sends
  * "Not found" and the like). */
 #define MC_JUNK_CAP 1024
-/* Jobs one thread sends in one write (pipelined) and waits for once. */
+/* Jobs one thread sends in one write (pipelined) and waits for once,
+ * and the request bytes a batch may hold: a larger SET goes alone.  A
+ * batch must fit our socket's send buffer (see mc_connect). */
 #define MC_BATCH MC_CLIENT_BATCH
+#define MC_BATCH_BYTES (64 * 1024)
 
 struct mc_job {
 	struct mc_job *prev, *next;	/* pending queue or done list */
@@ -130,12 +144,12 @@ struct mc_server {
 	atomic_llong dead_until;	/* monotonic ms; 0 = up */
 	char host[256];			/* read-only once the threads run */
 	in_port_t port;
+	struct addrinfo *ai;		/* resolved once, at mc_client_new */
 };
 
 /* One thread's connection to one server. */
 struct mc_conn {
 	int fd;				/* -1: connect on the next job */
-	struct addrinfo *ai;		/* resolved on first connect */
 };
 
 struct mc_thread {
@@ -442,30 +456,20 @@ mc_conn_idle(const struct mc_conn *c)
 }
 
 /*
- * Connect to server s, by the deadline.  The name is resolved on the
- * first connect and again after a failed one (it may have moved);
- * servers are addresses on a private network (HOSTILE "memcached
- * trust"), so getaddrinfo() does not wait on DNS in practice.
+ * Connect to server s, by the deadline.  Its addresses were resolved
+ * once when the client was made (mc_client_new): getaddrinfo() has no
+ * deadline, and a DNS server that does not answer would hold the lane
+ * (and every key on it) for its whole retry schedule.  A server that
+ * moved is picked up by a reload, which makes new workers.
  */
 static enum mc_io
 mc_connect(const struct mc_server *s, struct mc_conn *c, int64_t deadline)
 {
-	struct addrinfo hints, *ai;
+	const struct addrinfo *ai;
 	enum mc_io rc = MC_IO_FAIL;
-	char port[8];
 
-	if (c->ai == NULL) {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_NUMERICSERV;
-		snprintf(port, sizeof(port), "%u", (unsigned)s->port);
-		if (getaddrinfo(s->host, port, &hints, &c->ai) != 0) {
-			c->ai = NULL;
-			return MC_IO_FAIL;
-		}
-	}
-	for (ai = c->ai; ai != NULL && rc != MC_IO_TIMEOUT; ai = ai->ai_next) {
-		int one = 1, e = 0;
+	for (ai = s->ai; ai != NULL && rc != MC_IO_TIMEOUT; ai = ai->ai_next) {
+		int one = 1, e = 0, sndbuf = 4 * MC_BATCH_BYTES;
 		socklen_t elen = sizeof(e);
 		int fd = socket(ai->ai_family,
 		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -473,9 +477,15 @@ mc_connect(const struct mc_server *s, struct mc_conn *c, int64_t deadline)
 
 		if (fd < 0)
 			continue;
-		/* Requests are one small write each: no Nagle delay. */
+		/* Requests are written as soon as they are made: no Nagle
+		 * delay.  The send buffer holds a whole batch (MC_BATCH_BYTES,
+		 * and the kernel's overhead), so a batch is written without
+		 * waiting for the server to read: it may be busy writing us
+		 * replies that we read only after the batch is sent. */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+		    sizeof(sndbuf));
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
 			c->fd = fd;
 			return MC_IO_OK;
@@ -493,8 +503,6 @@ mc_connect(const struct mc_server *s, struct mc_conn *c, int64_t deadline)
 		}
 		close(fd);
 	}
-	freeaddrinfo(c->ai);
-	c->ai = NULL;
 	return rc;
 }
 
@@ -755,6 +763,7 @@ mc_thread_main(void *arg)
 	struct mc_thread *t = arg;
 	struct mc_client *mc = t->mc;
 	struct mc_job *j, *next;
+	size_t bytes;
 	unsigned n;
 
 	pthread_mutex_lock(&mc->lock);
@@ -775,10 +784,19 @@ mc_thread_main(void *arg)
 		 * order: a key's jobs keep their order (one lane, one
 		 * server), other keys' jobs are independent. */
 		t->nbusy = 0;
+		bytes = 0;
 		for (; j != NULL && t->nbusy < MC_BATCH; j = next) {
+			size_t need = MC_HDR_LEN + 20 + j->klen +
+			    (j->op == MC_OP_SET ? j->vlen : 0);
+
 			next = j->next;
 			if (j->lane != t->lane || (t->nbusy > 0 && j->si != t->busy[0]->si))
 				continue;
+			/* Full: stop here (a later job of this key must not
+			 * pass an earlier one left in the queue). */
+			if (t->nbusy > 0 && bytes + need > MC_BATCH_BYTES)
+				break;
+			bytes += need;
 			mc_list_unlink(&mc->pending, j);
 			t->busy[t->nbusy++] = j;
 		}
@@ -887,11 +905,8 @@ mc_client_free(struct mc_client *mc)
 		for (i = 0; i < mc->nthreads; i++) {
 			struct mc_conn *c = mc->threads[i].conns;
 
-			for (k = 0; c != NULL && k < mc->nservers; k++) {
+			for (k = 0; c != NULL && k < mc->nservers; k++)
 				mc_conn_close(&c[k]);
-				if (c[k].ai != NULL)
-					freeaddrinfo(c[k].ai);
-			}
 			free(c);
 		}
 		free(mc->threads);
@@ -904,6 +919,9 @@ mc_client_free(struct mc_client *mc)
 		close(mc->efd);
 	pthread_cond_destroy(&mc->cond);
 	pthread_mutex_destroy(&mc->lock);
+	for (i = 0; mc->servers != NULL && i < mc->nservers; i++)
+		if (mc->servers[i].ai != NULL)
+			freeaddrinfo(mc->servers[i].ai);
 	free(mc->servers);
 	free(mc);
 }
@@ -951,6 +969,23 @@ mc_client_new(const char *const *servers, size_t n, int timeout_ms,
 			goto fail;
 		}
 		mc->servers[i].port = port;
+		{
+			struct addrinfo hints;
+			char ps[8];
+			int g;
+
+			memset(&hints, 0, sizeof(hints));
+			hints.ai_socktype = SOCK_STREAM;
+			hints.ai_flags = AI_NUMERICSERV;
+			snprintf(ps, sizeof(ps), "%u", (unsigned)port);
+			if ((g = getaddrinfo(mc->servers[i].host, ps, &hints,
+			    &mc->servers[i].ai)) != 0) {
+				mc->servers[i].ai = NULL;
+				snprintf(err, errlen, "memcached: cannot resolve "
+				    "server \"%s\": %s", servers[i], gai_strerror(g));
+				goto fail;
+			}
+		}
 		if (memcached_server_add(mc->root, mc->servers[i].host, port) !=
 		    MEMCACHED_SUCCESS) {
 			snprintf(err, errlen, "memcached: cannot add server "

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +350,103 @@ test_key_order(void **state)
 	free(v);
 	mc_client_free(mc);
 	mc_stop(pid);
+}
+
+/* A server that answers one GET "not found" after 300 ms: holds the
+ * only thread of a client while jobs for another server queue up. */
+static void *
+slow_miss_server(void *arg)
+{
+	int lfd = *(int *)arg, fd;
+	unsigned char req[24 + 250], res[24];
+
+	if ((fd = accept(lfd, NULL, NULL)) < 0)
+		return NULL;
+	if (read(fd, req, sizeof(req)) >= 24) {
+		usleep(300 * 1000);
+		memset(res, 0, sizeof(res));
+		res[0] = 0x81;			/* response */
+		res[1] = req[1];		/* its opcode */
+		res[7] = 0x01;			/* key not found */
+		memcpy(res + 12, req + 12, 4);	/* its opaque */
+		(void)!write(fd, res, sizeof(res));
+	}
+	usleep(200 * 1000);
+	close(fd);
+	return NULL;
+}
+
+/*
+ * One batch of large GETs followed by large SETs on one server: the
+ * server writes megabytes of replies while we still send.  If our sends
+ * could wait on it, both sides would wait until the deadline and a
+ * healthy server would be marked down.  The batch is formed by holding
+ * the client's only thread on a slow server while the jobs queue.
+ */
+static void
+test_mixed_batch(void **state)
+{
+	unsigned short ports[2];
+	pid_t pid;
+	int lfd;
+	pthread_t th;
+	struct mc_client *mc;
+	struct mc_client_stats st;
+	size_t vlen = 1000 * 1000;
+	char *v = malloc(vlen), keys[31][32], hk[32];
+	int nk = 0, ok = 0, i;
+	int64_t t0;
+
+	(void)state;
+	skip_unless_ready();
+	assert_non_null(v);
+	memset(v, 'b', vlen);
+	lfd = listen_any(&ports[0]);
+	ports[1] = free_port();
+	pid = mc_start(ports[1]);
+	mc = client(ports, 2, 2000, 1);
+	for (i = 0; nk < 31 && i < 5000; i++) {
+		snprintf(keys[nk], sizeof(keys[nk]), "mb-%d", i);
+		if (mc_client_server_of(mc, keys[nk], strlen(keys[nk])) == 1)
+			nk++;
+	}
+	assert_int_equal(nk, 31);
+	for (i = 0; i < 12; i++)
+		assert_int_equal(sync_set(mc, keys[i], v, vlen), MC_OK);
+	i = 0;
+	do
+		snprintf(hk, sizeof(hk), "hold-%d", i++);
+	while (mc_client_server_of(mc, hk, strlen(hk)) != 0);
+	assert_int_equal(pthread_create(&th, NULL, slow_miss_server, &lfd), 0);
+	t0 = now_ms();
+	assert_true(mc_client_get(mc, hk, strlen(hk), NULL) != MC_NOJOB);
+	usleep(50 * 1000);			/* the thread is on it */
+	for (i = 0; i < 12; i++)
+		assert_true(mc_client_get(mc, keys[i], strlen(keys[i]), NULL) !=
+		    MC_NOJOB);
+	for (i = 12; i < 31; i++)
+		assert_true(mc_client_set(mc, keys[i], strlen(keys[i]), v, vlen,
+		    0, NULL) != MC_NOJOB);
+	for (int n = 0; n < 32; n++) {
+		struct mc_done d;
+
+		if (!wait_one(mc, &d, 5000))
+			fail_msg("no completion");
+		if (d.status == MC_OK)
+			ok++;
+		free(d.value);
+	}
+	mc_client_stats(mc, &st);
+	pthread_join(th, NULL);
+	free(v);
+	mc_client_free(mc);
+	mc_stop(pid);
+	close(lfd);
+	/* the held get was a miss; the 31 others all served, in well under
+	 * the 2 s deadline, and the server is still up */
+	assert_int_equal(ok, 31);
+	assert_true(now_ms() - t0 < 1500);
+	assert_int_equal(st.servers_up, 2);
 }
 
 static void
@@ -781,6 +879,7 @@ main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_take_and_incr),
 		cmocka_unit_test(test_key_order),
+		cmocka_unit_test(test_mixed_batch),
 		cmocka_unit_test(test_miss_delete),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_two_servers),
