@@ -204,6 +204,31 @@ T.append(("F17 HUP under keep-alive load: every request answered, connections en
           hup_keepalive))
 
 
+def quit_and_trickle(sl, c, data, what):
+    """QUIT sl, then send data to c one byte every 0.5 s: sluice must
+    exit within 8 s (timeouts are 30 s)."""
+    t0 = time.monotonic()
+    sl.signal(signal.SIGQUIT)
+    stop = [False]
+
+    def trickle():
+        for b in data:
+            if stop[0]:
+                return
+            try:
+                c.send(bytes([b]))
+            except OSError:
+                return
+            time.sleep(0.5)
+    th = threading.Thread(target=trickle, daemon=True)
+    th.start()
+    exited = poll(lambda: not sl.alive(), 15)
+    stop[0] = True
+    dt = time.monotonic() - t0
+    expect(exited, "sluice still running %.1fs after QUIT" % dt, sl.diag())
+    expect(dt < 8, "the stop took %.1fs (%s is 30)" % (dt, what))
+
+
 def quit_slow_clients():
     """After QUIT, neither a kept-alive connection that starts a head and
     trickles it nor a fresh connection that never sends can hold the
@@ -216,26 +241,8 @@ def quit_slow_clients():
     expect_eq(ka.read_response().status, 200, "first request")
     fresh = Client(sl.port, timeout=10)
     time.sleep(0.3)
-    t0 = time.monotonic()
-    sl.signal(signal.SIGQUIT)
-    stop = [False]
-
-    def trickle():
-        for b in b"GET " + o.url("/slow").encode() + b" HTTP/1.1\r\n":
-            if stop[0]:
-                return
-            try:
-                ka.send(bytes([b]))
-            except OSError:
-                return
-            time.sleep(0.5)
-    th = threading.Thread(target=trickle, daemon=True)
-    th.start()
-    exited = poll(lambda: not sl.alive(), 15)
-    stop[0] = True
-    dt = time.monotonic() - t0
-    expect(exited, "sluice still running %.1fs after QUIT" % dt, sl.diag())
-    expect(dt < 8, "the stop took %.1fs (timeouts.shutdown is 30)" % dt)
+    quit_and_trickle(sl, ka, b"GET " + o.url("/slow").encode() + b" HTTP/1.1\r\n",
+                     "timeouts.shutdown")
     ka.close()
     fresh.close()
 
@@ -255,26 +262,7 @@ def quit_head_begun():
     line = b"GET " + o.url("/slow").encode() + b" HTTP/1.1\r\n"
     c.send(line[:10])
     time.sleep(0.5)                 # the worker has read them: state C_HEAD
-    t0 = time.monotonic()
-    sl.signal(signal.SIGQUIT)
-    stop = [False]
-
-    def trickle():
-        for b in line[10:]:
-            if stop[0]:
-                return
-            try:
-                c.send(bytes([b]))
-            except OSError:
-                return
-            time.sleep(0.5)
-    th = threading.Thread(target=trickle, daemon=True)
-    th.start()
-    exited = poll(lambda: not sl.alive(), 15)
-    stop[0] = True
-    dt = time.monotonic() - t0
-    expect(exited, "sluice still running %.1fs after QUIT" % dt, sl.diag())
-    expect(dt < 8, "the stop took %.1fs (timeouts.client_header is 30)" % dt)
+    quit_and_trickle(sl, c, line[10:], "timeouts.client_header")
     c.close()
 
 
