@@ -149,7 +149,6 @@ struct mc_set {
 struct mc_fetch {
 	uint64_t job;			/* object/manifest get; 0 when done */
 	void *man;			/* the manifest item (mv points in) */
-	size_t man_len;
 	struct mc_item_view mv;
 	uint32_t n, left;		/* chunks, chunks not arrived */
 	uint64_t charged;		/* bytes counted in lookup_bytes */
@@ -1066,7 +1065,6 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len)
 	t->lookup_bytes += v.body_len;
 	mf->charged = v.body_len;
 	mf->man = item;
-	mf->man_len = len;
 	mf->mv = v;
 	mf->n = mf->left = v.nchunks;
 	mf->jobs = calloc(mf->n, sizeof(*mf->jobs));
