@@ -104,6 +104,18 @@ cache_send_begin(struct conn *c, const char *code)
 	conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
 }
 
+/* Bytes of the object we serve: a shm entry, or an object from
+ * memcached too large for shm (held in memory). */
+static int
+src_copy(struct conn *c, uint64_t off, void *dst, size_t n)
+{
+	struct creq *cs = &c->req->cs;
+
+	if (cs->mobj != NULL)
+		return mc_obj_copy(cs->mobj, off, dst, n);
+	return cache_copy(c->w->cache, &cs->read, off, dst, n);
+}
+
 /* The head for this client from the stored head: status line (200, 206,
  * 304, 416), fields, Age, framing, and ours.  A plain hit copies the
  * stored head as it is and parses nothing; conditionals and ranges need
@@ -113,7 +125,6 @@ serve_head(struct conn *c, const struct cache_view *v)
 {
 	struct req *r = c->req;
 	struct creq *cs = &r->cs;
-	struct cache *cache = c->w->cache;
 	const struct cache_req *q = &cs->q;
 	const struct sluice_conf *cf = c->w->conf;
 	struct cache_field f[FIELDS_MAX];
@@ -129,13 +140,12 @@ serve_head(struct conn *c, const struct cache_view *v)
 	size_t hn = strlen(cf->visible_hostname);
 
 	/* "HTTP/1.1 200 " */
-	if (v->hdr_len < sizeof(sl) || cache_copy(cache, &cs->read, v->key_len,
-	    sl, sizeof(sl)) != 0)
+	if (v->hdr_len < sizeof(sl) || src_copy(c, v->key_len, sl, sizeof(sl)) != 0)
 		return -1;
 	st = (sl[9] - '0') * 100 + (sl[10] - '0') * 10 + (sl[11] - '0');
 	if (need && st == 200) {
 		if ((h = malloc(v->hdr_len + 1)) == NULL ||
-		    cache_copy(cache, &cs->read, v->key_len, h, v->hdr_len) != 0) {
+		    src_copy(c, v->key_len, h, v->hdr_len) != 0) {
 			free(h);
 			return -1;
 		}
@@ -169,8 +179,8 @@ serve_head(struct conn *c, const struct cache_view *v)
 		goto fail;
 	if (code == 0) {
 		/* The stored head as it is, straight from the segment. */
-		if (cache_copy(cache, &cs->read, v->key_len,
-		    c->out.data + c->out.wpos, v->hdr_len) != 0)
+		if (src_copy(c, v->key_len, c->out.data + c->out.wpos,
+		    v->hdr_len) != 0)
 			goto fail;
 		c->out.wpos += v->hdr_len;
 	} else {
@@ -271,8 +281,9 @@ serve_refetch(struct conn *c)
 	struct creq *cs = &c->req->cs;
 
 	/* rec UINT32_MAX: the reference is the fill's (released with it). */
-	if (cs->read.rec != UINT32_MAX)
+	if (cs->read.idx != 0 && cs->read.rec != UINT32_MAX)
 		cache_release(c->w->cache, &cs->read);
+	mc_tier_release(c);
 	memset(&cs->read, 0, sizeof(cs->read));
 	cs->mode = CS_PASS;
 	cs->code = NULL;
@@ -294,7 +305,9 @@ body_iov(struct conn *c, const struct cache_view *v, struct iovec *iov,
 	if (cs->end != UINT64_MAX && limit > cs->end)
 		limit = cs->end;
 	if (cs->off < limit)
-		return cache_iov(c->w->cache, &cs->read, cs->off, want, iov, max);
+		return cs->mobj != NULL ?
+		    mc_obj_iov(cs->mobj, cs->off, want, iov, max) :
+		    cache_iov(c->w->cache, &cs->read, cs->off, want, iov, max);
 	if (cs->fill_broken && buf_len(&cs->cbuf) > 0) {
 		size_t k = buf_len(&cs->cbuf) < want ? buf_len(&cs->cbuf) : want;
 
@@ -582,7 +595,10 @@ cache_send_step(struct conn *c)
 			conn_set_deadline(c, (uint64_t)c->w->conf->timeouts.idle * 1000);
 		return progress;
 	}
-	cache_view(cache, &cs->read, &v);
+	if (cs->mobj != NULL)
+		mc_obj_view(cs->mobj, &v);
+	else
+		cache_view(cache, &cs->read, &v);
 	if (!cs->head_queued) {
 		if (c->state == C_CACHE &&
 		    (!(v.flags & CF_HEAD) || (v.flags & (CF_VARY | CF_ABORTED | CF_HFP)))) {

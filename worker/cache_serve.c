@@ -532,6 +532,41 @@ fill_hfp(struct conn *c, int64_t now)
 	cache_release(cache, &cs->fill);
 }
 
+/*
+ * A cacheable response too large for shm, with its length known: when
+ * the memcached tier takes a copy of the body as it is forwarded, give
+ * the fill up (no hit-for-pass marker: the next miss asks memcached)
+ * and pass the response on.  Not for a response with Vary: its variant
+ * keys need a marker in shm.
+ */
+static bool
+tee_big(struct conn *c, const char *rbuf, const struct cache_resp *rp,
+    int64_t now)
+{
+	struct req *r = c->req;
+	struct creq *cs = &r->cs;
+	struct cache_meta meta;
+	struct buf hb;
+	bool ok;
+
+	if (c->w->mc == NULL || rp->vary != NULL || cs->key_len != cs->primary_len)
+		return false;
+	memset(&hb, 0, sizeof(hb));
+	cache_meta_init(&meta, rp, cs->req_time, now, HEURISTIC_MAX);
+	ok = buf_reserve(&hb, r->rmsg.header_len + 256) == 0 &&
+	    stored_head(c, rbuf, &hb) == 0 &&
+	    mc_tier_tee_begin(c, buf_rptr(&hb), buf_len(&hb), &meta,
+	    r->rmsg.content_length);
+	buf_free(&hb);
+	if (!ok)
+		return false;
+	fill_drop(c, CF_PASS);
+	cs->mode = CS_PASS;
+	cache_serve_set_status(cs, "fwd=uri-miss; stored; detail=memcached-store");
+	cache_serve_stat(c, STAT_cache_uncacheable, 1);
+	return true;
+}
+
 /* Make the URL's entry a Vary marker and point cs->fill at the variant. */
 static int
 fill_vary(struct conn *c, const struct cache_resp *rp)
@@ -782,8 +817,11 @@ cache_serve_response(struct conn *c, const char *rbuf)
 
 	why = cache_storable(r->msg.method == M_GET, &q, &rp);
 	if (why == NOSTORE_OK && m->body == BODY_LENGTH &&
-	    m->content_length > c->w->conf->cache.max_object_size)
+	    m->content_length > c->w->conf->cache.max_object_size) {
+		if (cs->mode == CS_FILL && tee_big(c, rbuf, &rp, now))
+			return false;
 		why = NOSTORE_NO_FRESHNESS, cache_serve_set_status(cs, "fwd=uri-miss; detail=too-large");
+	}
 	if (why != NOSTORE_OK) {
 		if (cs->status[0] == '\0' || strncmp(cs->status, "fwd=uri-miss; detail", 20) != 0)
 			snprintf(cs->status, sizeof(cs->status), "fwd=%s; detail=%s",
@@ -1022,6 +1060,7 @@ cache_serve_free(struct conn *c)
 
 	conn_cache_wait_remove(c);
 	mc_tier_cancel(c);
+	mc_tier_release(c);
 	cs->mc_tried = 0;
 	cs->mc_hit = false;
 	if (cache != NULL) {

@@ -17,6 +17,8 @@
 struct conn;
 struct worker;
 struct mc_fetch;
+struct mc_obj;
+struct mc_tee;
 
 enum cs_mode {
 	CS_NONE = 0,		/* not a cache request: plain forwarding */
@@ -56,6 +58,8 @@ struct creq {
 	struct mc_fetch *mf;		/* memcached lookup in flight (mc_tier.c) */
 	unsigned mc_tried;		/* memcached asked: 1 primary key, 2 variant */
 	bool mc_hit;			/* the entry came from memcached */
+	struct mc_obj *mobj;		/* served from memory (too large for shm) */
+	struct mc_tee *tee;		/* forwarded body copied for memcached */
 };
 
 /* After routing: decide hit, join, miss or pass.  Returns true when the

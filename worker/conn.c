@@ -814,6 +814,13 @@ step_forward(struct conn *c)
 		uint64_t moved = 0;
 		int e = conn_io_move_body(&u->in, &c->out, &mode, &r->rs_left, &r->rs_ch,
 		    r->chunk_out, &progress, &moved);
+		if (r->cs.tee != NULL && moved > 0 && mode == RS_LENGTH) {
+			/* Copied for memcached: the run just appended. */
+			mc_tier_tee_feed(c, c->out.data + c->out.wpos - moved,
+			    (size_t)moved);
+			if (e == 1)
+				mc_tier_tee_end(c);
+		}
 		if (e < 0) {
 			log_info("client %s: invalid chunked body from origin %s; truncating",
 			    c->peer_str, r->authority);

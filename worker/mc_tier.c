@@ -60,12 +60,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <openssl/rand.h>
 
 #include "lib/be.h"
 #include "lib/log.h"
 #include "shm/cache.h"
+#include "shm/cache_policy.h"
 #include "shm/mc_item.h"
 #include "shm/shm_stats.h"
 #include "worker/cache_serve.h"
@@ -87,7 +89,7 @@
 #define REDELETE_MAX	1024		/* purges waiting for that */
 #define RECENT_SLOTS	4096		/* purged keys remembered, by hash */
 #define RECENT_TTL	60		/* seconds a purge is remembered */
-#define LOOKUP_MAX	(64u * 1024 * 1024)	/* bytes of chunks being read */
+#define BIG_MIN		(64u * 1024 * 1024)	/* least memory for big objects */
 
 /* A key purged lately (the table is direct-mapped: a collision forgets
  * the older purge, which only reopens the window it closes). */
@@ -126,7 +128,9 @@ struct mc_tier {
 	unsigned nredel;
 	char plog_seq_mckey[MC_ITEM_MCKEY_SIZE];
 	struct recent recent[RECENT_SLOTS];
-	uint64_t lookup_bytes;		/* chunked lookups' bodies in memory */
+	uint64_t lookup_bytes;		/* bodies read from memcached, in memory */
+	uint64_t tee_bytes;		/* bodies being copied for a store */
+	uint64_t big_max;		/* limit of each of those two */
 };
 
 /* A purge waiting for its record number (the incr's answer). */
@@ -156,6 +160,28 @@ struct mc_fetch {
 	void **items;			/* chunk items */
 	size_t *lens;
 	char mckey[MC_ITEM_MCKEY_SIZE];
+};
+
+/* An object too large for shm, served from the items read (creq's
+ * mobj).  Offsets count from the stored head, as in a view with
+ * key_len 0. */
+struct mc_obj {
+	struct mc_fetch *mf;		/* owns the items and the budget charge */
+	const uint8_t *head;		/* inside an item */
+	uint32_t hdr_len;
+	struct cache_meta meta;
+	struct iovec *body;		/* inside the items */
+	size_t nbody;
+	uint64_t body_len;
+};
+
+/* A forwarded body copied for memcached (creq's tee). */
+struct mc_tee {
+	uint8_t *buf;			/* [key][head][body], as a shm entry */
+	uint32_t key_len, hdr_len;
+	struct cache_meta meta;
+	uint64_t body_len, got;
+	uint64_t charged;		/* bytes counted in tee_bytes */
 };
 
 static void
@@ -259,6 +285,10 @@ mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
 	t->item_max = MC_ITEM_VALUE_MAX_DEFAULT;
 	t->max_object = cf->memcached.max_object_size;
 	t->shared = cf->memcached.mode == MC_SHARED;
+	/* Chunked lookups, objects served from memory and tees each get
+	 * BIG_MIN, or room for one largest object. */
+	t->big_max = t->max_object + (1u << 20) > BIG_MIN ?
+	    t->max_object + (1u << 20) : BIG_MIN;
 	t->mc = mc_client_new((const char *const *)cf->memcached.servers,
 	    cf->memcached.nservers, cf->memcached.timeout_ms, MC_THREADS, err,
 	    errlen);
@@ -349,63 +379,71 @@ set_item(struct mc_tier *t, const char *mckey, void *buf, size_t len,
 	t->queued += len;
 }
 
+/* Where a stored object's bytes come from: a shm entry, or memory
+ * laid out the same way ([key][head][body], a tee). */
+struct src {
+	struct cache *cache;
+	struct cache_ref ref;
+	const uint8_t *mem;
+};
+
+static int
+src_copy(struct src *s, uint64_t off, void *dst, size_t n)
+{
+	if (s->mem != NULL) {
+		memcpy(dst, s->mem + off, n);
+		return 0;
+	}
+	return cache_copy(s->cache, &s->ref, off, dst, n);
+}
+
 /*
- * Write the complete entry of ref to memcached: one item, or chunks and
- * then their manifest.  Copies from shm once; nothing here waits.
+ * Write one object to memcached: one item, or chunks and then their
+ * manifest.  Copies from the source once; nothing here waits.
  */
 static void
-store(struct mc_tier *t, struct cache *cache, const struct cache_ref *ref0)
+store_object(struct mc_tier *t, struct src *sr, uint32_t key_len,
+    uint32_t hdr_len, unsigned eflags, const struct cache_meta *meta,
+    uint64_t body_len)
 {
-	struct cache_ref ref = *ref0;
-	struct cache_view v;
 	struct mc_item_plan plan;
 	struct mc_item_id id;
 	uint8_t nonce[MC_ITEM_NONCE_LEN];
 	char mckey[MC_ITEM_MCKEY_SIZE], ckey[MC_ITEM_MCKEY_SIZE];
 	char *key = NULL;
 	uint8_t *buf = NULL;
-	uint64_t body_len, body_off;
+	uint64_t body_off = (uint64_t)key_len + hdr_len;
 	size_t meta_len, po, len;
 
-	ref.cur_base = UINT64_MAX;	/* our own cursor, from the start */
-	cache_view(cache, &ref, &v);
-	if (v.state != CE_COMPLETE || !(v.flags & CF_HEAD) ||
-	    (v.flags & (CF_ABORTED | CF_PASS | CF_HFP)) || v.key_len == 0 ||
-	    v.key_len > MC_ITEM_KEY_MAX ||
-	    v.len < (uint64_t)v.key_len + v.hdr_len)
-		return;
-	body_off = (uint64_t)v.key_len + v.hdr_len;
-	body_len = v.len - body_off;
-	if (body_len > t->max_object)
+	if (key_len == 0 || key_len > MC_ITEM_KEY_MAX || body_len > t->max_object)
 		return;
 	if (t->queued > STORE_QUEUE_MAX) {
 		stat(t, STAT_memcached_dropped, 1);
 		return;
 	}
-	meta_len = META_FIXED + v.hdr_len;
-	if (mc_item_plan(&plan, t->item_max, v.key_len, meta_len, body_len) != 0 ||
-	    (key = malloc(v.key_len)) == NULL ||
-	    cache_copy(cache, &ref, 0, key, v.key_len) != 0)
+	meta_len = META_FIXED + hdr_len;
+	if (mc_item_plan(&plan, t->item_max, key_len, meta_len, body_len) != 0 ||
+	    (key = malloc(key_len)) == NULL ||
+	    src_copy(sr, 0, key, key_len) != 0)
 		goto fail;
-	if (recent_purged(t, key, v.key_len, v.meta.response_time)) {
+	if (recent_purged(t, key, key_len, meta->response_time)) {
 		free(key);		/* the purged copy: let it go */
 		return;
 	}
 	id.key = key;
-	id.key_len = v.key_len;
+	id.key_len = key_len;
 	id.secret = t->secret;
 	id.secret_len = t->secret_len;
 	if (mc_item_mckey(mckey, &id) < 0)
 		goto fail;
-	po = mc_item_payload_off(v.key_len);
+	po = mc_item_payload_off(key_len);
 	if (plan.nchunks == 0) {
 		if ((buf = malloc(plan.item_size)) == NULL)
 			goto fail;
-		meta_put(buf + po, v.flags, v.hdr_len, &v.meta);
-		if (cache_copy(cache, &ref, v.key_len, buf + po + META_FIXED,
-		    v.hdr_len) != 0 ||
-		    (body_len > 0 && cache_copy(cache, &ref, body_off,
-		    buf + po + meta_len, (size_t)body_len) != 0) ||
+		meta_put(buf + po, eflags, hdr_len, meta);
+		if (src_copy(sr, key_len, buf + po + META_FIXED, hdr_len) != 0 ||
+		    (body_len > 0 && src_copy(sr, body_off, buf + po + meta_len,
+		    (size_t)body_len) != 0) ||
 		    mc_item_encode_object(buf, plan.item_size, &len, &id,
 		    buf + po, meta_len, buf + po + meta_len, (size_t)body_len) != 0)
 			goto fail;
@@ -419,13 +457,13 @@ store(struct mc_tier *t, struct cache *cache, const struct cache_ref *ref0)
 		goto fail;
 	for (uint32_t i = 0; i < plan.nchunks; i++) {
 		uint64_t off;
-		size_t plen, size = mc_item_chunk_size(&plan, v.key_len, i);
+		size_t plen, size = mc_item_chunk_size(&plan, key_len, i);
 
 		if (size == 0 || mc_item_plan_chunk(&plan, i, &off, &plen) != 0 ||
 		    mc_item_chunk_mckey(ckey, mckey, nonce, i) < 0 ||
 		    (buf = malloc(size)) == NULL)
 			goto fail;
-		if (cache_copy(cache, &ref, body_off + off, buf + po, plen) != 0 ||
+		if (src_copy(sr, body_off + off, buf + po, plen) != 0 ||
 		    mc_item_encode_chunk(buf, size, &len, &id, &plan, nonce, i,
 		    buf + po, plen) != 0)
 			goto fail;
@@ -434,9 +472,8 @@ store(struct mc_tier *t, struct cache *cache, const struct cache_ref *ref0)
 	}
 	if ((buf = malloc(plan.item_size)) == NULL)
 		goto fail;
-	meta_put(buf + po, v.flags, v.hdr_len, &v.meta);
-	if (cache_copy(cache, &ref, v.key_len, buf + po + META_FIXED,
-	    v.hdr_len) != 0 ||
+	meta_put(buf + po, eflags, hdr_len, meta);
+	if (src_copy(sr, key_len, buf + po + META_FIXED, hdr_len) != 0 ||
 	    mc_item_encode_manifest(buf, plan.item_size, &len, &id, &plan, nonce,
 	    buf + po, meta_len) != 0)
 		goto fail;
@@ -447,6 +484,23 @@ fail:
 	stat(t, STAT_memcached_errors, 1);
 	free(buf);
 	free(key);
+}
+
+/* Write the complete entry of ref to memcached. */
+static void
+store(struct mc_tier *t, struct cache *cache, const struct cache_ref *ref0)
+{
+	struct src sr = { cache, *ref0, NULL };
+	struct cache_view v;
+
+	sr.ref.cur_base = UINT64_MAX;	/* our own cursor, from the start */
+	cache_view(cache, &sr.ref, &v);
+	if (v.state != CE_COMPLETE || !(v.flags & CF_HEAD) ||
+	    (v.flags & (CF_ABORTED | CF_PASS | CF_HFP)) ||
+	    v.len < (uint64_t)v.key_len + v.hdr_len)
+		return;
+	store_object(t, &sr, v.key_len, v.hdr_len, v.flags, &v.meta,
+	    v.len - v.key_len - v.hdr_len);
 }
 
 /* The cache's eviction hook (spill mode). */
@@ -468,6 +522,91 @@ mc_tier_stored(struct conn *c, const struct cache_ref *ref)
 
 	if (t != NULL && t->shared)
 		store(t, c->w->cache, ref);
+}
+
+/* ---- objects too large for shm: the tee ---------------------------------- */
+
+bool
+mc_tier_tee_begin(struct conn *c, const void *head, size_t hdr_len,
+    const struct cache_meta *meta, uint64_t body_len)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	struct mc_tee *e;
+	uint64_t need;
+
+	if (t == NULL || cs->tee != NULL || cs->key == NULL ||
+	    cs->key_len == 0 || cs->key_len > MC_ITEM_KEY_MAX ||
+	    hdr_len > UINT32_MAX || body_len > t->max_object)
+		return false;
+	need = cs->key_len + hdr_len + body_len;
+	if (t->tee_bytes + need > t->big_max) {
+		/* Enough big bodies in flight here: forward it uncopied. */
+		stat(t, STAT_memcached_dropped, 1);
+		return false;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    (e->buf = malloc(need)) == NULL) {
+		free(e);
+		return false;
+	}
+	memcpy(e->buf, cs->key, cs->key_len);
+	memcpy(e->buf + cs->key_len, head, hdr_len);
+	e->key_len = (uint32_t)cs->key_len;
+	e->hdr_len = (uint32_t)hdr_len;
+	e->meta = *meta;
+	e->body_len = body_len;
+	e->charged = need;
+	t->tee_bytes += need;
+	cs->tee = e;
+	return true;
+}
+
+static void
+tee_free(struct mc_tier *t, struct creq *cs)
+{
+	struct mc_tee *e = cs->tee;
+
+	if (e == NULL)
+		return;
+	t->tee_bytes -= e->charged < t->tee_bytes ? e->charged : t->tee_bytes;
+	free(e->buf);
+	free(e);
+	cs->tee = NULL;
+}
+
+void
+mc_tier_tee_feed(struct conn *c, const void *p, size_t n)
+{
+	struct mc_tee *e = c->req->cs.tee;
+
+	if (e == NULL)
+		return;
+	if (n > e->body_len - e->got) {
+		/* More than the length it announced: not this object. */
+		tee_free(c->w->mc, &c->req->cs);
+		return;
+	}
+	memcpy(e->buf + e->key_len + e->hdr_len + e->got, p, n);
+	e->got += n;
+}
+
+void
+mc_tier_tee_end(struct conn *c)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	struct mc_tee *e = cs->tee;
+
+	if (e == NULL)
+		return;
+	if (e->got == e->body_len) {
+		struct src sr = { .mem = e->buf };
+
+		store_object(t, &sr, e->key_len, e->hdr_len, 0, &e->meta,
+		    e->body_len);
+	}
+	tee_free(t, cs);
 }
 
 /* ---- the purge log ----------------------------------------------------------- */
@@ -936,14 +1075,140 @@ reject(struct conn *c, const char *mckey, int err)
 	mc_client_delete(t->mc, mckey, strlen(mckey), NULL);
 }
 
+/* ---- objects too large for shm: served from memory ------------------------ */
+
+void
+mc_obj_view(const struct mc_obj *o, struct cache_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->state = CE_COMPLETE;
+	v->flags = CF_HEAD;
+	v->key_len = 0;
+	v->hdr_len = o->hdr_len;
+	v->body_len = o->body_len;
+	v->len = o->hdr_len + o->body_len;
+	v->meta = o->meta;
+}
+
+int
+mc_obj_iov(const struct mc_obj *o, uint64_t off, size_t want,
+    struct iovec *iov, int max)
+{
+	uint64_t at = o->hdr_len;
+	int n = 0;
+
+	for (size_t i = 0; i < o->nbody && n < max && want > 0; i++) {
+		uint64_t len = o->body[i].iov_len;
+
+		if (off < at + len) {
+			uint64_t skip = off > at ? off - at : 0;
+			size_t k = (size_t)(len - skip) < want ?
+			    (size_t)(len - skip) : want;
+
+			iov[n].iov_base = (uint8_t *)o->body[i].iov_base + skip;
+			iov[n].iov_len = k;
+			n++;
+			off += k;
+			want -= k;
+		}
+		at += len;
+	}
+	return n;
+}
+
+int
+mc_obj_copy(const struct mc_obj *o, uint64_t off, void *dst, size_t n)
+{
+	/* Only the head is ever copied (the body goes out as iovecs). */
+	if (off > o->hdr_len || n > o->hdr_len - off)
+		return -1;
+	memcpy(dst, o->head + off, n);
+	return 0;
+}
+
+void
+mc_tier_release(struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+	struct mc_tier *t = c->w->mc;
+
+	if (cs->mobj != NULL) {
+		fetch_free(t, cs->mobj->mf);
+		free(cs->mobj->body);
+		free(cs->mobj);
+		cs->mobj = NULL;
+	}
+	if (t != NULL)
+		tee_free(t, cs);
+}
+
+/*
+ * A verified object too large for shm: serve it from the items we
+ * hold, when it is fresh for this request (a stale one is fetched
+ * again, and the origin's answer stored again).  Our filling entry is
+ * given up: requests that joined it fetch for themselves.
+ */
+static void
+serve_memory(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
+    const struct cache_meta *meta, const uint8_t *head, uint32_t hdr_len,
+    const struct iovec *body, size_t nbody)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	struct mc_obj *o;
+	int64_t ttl;
+
+	if (cache_usable(meta, &cs->q, cs->req_time) != USE_FRESH) {
+		stat(t, STAT_memcached_misses, 1);
+		to_origin(c);
+		return;
+	}
+	if (mf->charged == 0) {
+		/* One item: count it in the lookup budget while it is sent. */
+		if (t->lookup_bytes + v->body_len > t->big_max) {
+			stat(t, STAT_memcached_dropped, 1);
+			to_origin(c);
+			return;
+		}
+		t->lookup_bytes += v->body_len;
+		mf->charged = v->body_len;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL ||
+	    (o->body = calloc(nbody ? nbody : 1, sizeof(*o->body))) == NULL) {
+		free(o);
+		to_origin(c);
+		return;
+	}
+	memcpy(o->body, body, nbody * sizeof(*body));
+	o->nbody = nbody;
+	o->head = head;
+	o->hdr_len = hdr_len;
+	o->meta = *meta;
+	o->body_len = v->body_len;
+	o->mf = mf;
+	cs->mf = NULL;
+	cache_abort(c->w->cache, &cs->fill, CF_PASS);
+	cache_release(c->w->cache, &cs->fill);
+	stat(t, STAT_memcached_hits, 1);
+	cs->mobj = o;
+	cs->mc_hit = true;
+	cs->mode = CS_READ;
+	ttl = meta->lifetime - cache_age(meta, cs->req_time);
+	snprintf(cs->status, sizeof(cs->status), "hit; ttl=%lld; detail=memcached",
+	    (long long)(ttl > 0 ? ttl : 0));
+	cache_serve_stat(c, STAT_cache_hits, 1);
+	cache_send_begin(c, "TCP_MC_HIT");
+}
+
 /*
  * Write a verified object into our filling entry and commit it, then
  * run the lookup again (the entry is in shm now).  On failure the fill
- * is given up and the request goes to the origin uncached.
+ * is given up and the request goes to the origin uncached.  An object
+ * too large for shm is served from memory instead.
  */
 static void
-promote(struct conn *c, const struct mc_item_view *v, const struct iovec *body,
-    size_t nbody, const char *mckey)
+promote(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
+    const struct iovec *body, size_t nbody)
 {
 	struct creq *cs = &c->req->cs;
 	struct cache *cache = c->w->cache;
@@ -954,15 +1219,19 @@ promote(struct conn *c, const struct mc_item_view *v, const struct iovec *body,
 
 	if (meta_get(v->meta, v->meta_len, v->body_len, &eflags, &meta, &head,
 	    &hdr_len) != 0) {
-		reject(c, mckey, MC_ITEM_E_VERSION);
+		reject(c, mf->mckey, MC_ITEM_E_VERSION);
 		to_origin(c);
 		return;
 	}
 	if (recent_purged(c->w->mc, cs->key, cs->key_len, meta.response_time)) {
 		/* Purged since it was fetched: a copy that came back. */
-		mc_client_delete(c->w->mc->mc, mckey, strlen(mckey), NULL);
+		mc_client_delete(c->w->mc->mc, mf->mckey, strlen(mf->mckey), NULL);
 		stat(c->w->mc, STAT_memcached_misses, 1);
 		to_origin(c);
+		return;
+	}
+	if (v->body_len > c->w->conf->cache.max_object_size && eflags == 0) {
+		serve_memory(c, mf, v, &meta, head, hdr_len, body, nbody);
 		return;
 	}
 	if (cache_append(cache, &cs->fill, head, hdr_len) != 0)
@@ -986,7 +1255,7 @@ promote(struct conn *c, const struct mc_item_view *v, const struct iovec *body,
 		conn_start_upstream(c);
 	return;
 fail:
-	/* No room in shm (or too big for it): fetch it, uncached. */
+	/* No room in shm: fetch it, uncached. */
 	cache_abort(cache, &cs->fill, CF_PASS);
 	cache_release(cache, &cs->fill);
 	to_origin(c);
@@ -1023,7 +1292,7 @@ chunks_done(struct conn *c, struct mc_fetch *mf)
 		reject(c, mf->mckey, rc);
 		to_origin(c);
 	} else
-		promote(c, &mf->mv, iov, mf->n, mf->mckey);
+		promote(c, mf, &mf->mv, iov, mf->n);
 	free(cv);
 	free(iov);
 }
@@ -1050,13 +1319,13 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len)
 	if (v.kind == MC_ITEM_OBJECT) {
 		iov.iov_base = (void *)v.data;
 		iov.iov_len = v.data_len;
-		promote(c, &v, &iov, 1, mf->mckey);
-		free(item);
+		mf->man = item;		/* freed with mf, or kept by mobj */
+		promote(c, mf, &v, &iov, 1);
 		return;
 	}
 	/* A manifest: fetch every chunk, all at once, if the worker's
 	 * budget for chunked lookups allows (else the origin it is). */
-	if (t->lookup_bytes + v.body_len > LOOKUP_MAX) {
+	if (t->lookup_bytes + v.body_len > t->big_max) {
 		free(item);
 		stat(t, STAT_memcached_dropped, 1);
 		to_origin(c);

@@ -19,12 +19,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct conn;
 struct worker;
 struct cache;
 struct cache_ref;
+struct cache_meta;
+struct cache_view;
+struct iovec;
 struct mc_tier;
+struct mc_obj;
 
 /* NULL with a reason in err when the tier cannot start (or is off).
  * poll_purges: this worker reads the farm's purge log. */
@@ -48,6 +53,33 @@ bool mc_tier_lookup(struct conn *c);
 void mc_tier_timeout(struct conn *c);
 /* The request ends: forget its lookup (nothing comes back for it). */
 void mc_tier_cancel(struct conn *c);
+
+/*
+ * Objects too large for shm (over cache.max_object_size, within
+ * memcached.max_object_size) live in memcached alone.
+ *
+ * A hit on one is served from memory: cache_serve's creq holds it as
+ * `mobj`, and cache_send.c reads it through these as it would a shm
+ * entry (a view with key_len 0: offsets count from the stored head;
+ * mc_obj_copy copies from the head only).
+ */
+void mc_obj_view(const struct mc_obj *o, struct cache_view *v);
+int mc_obj_copy(const struct mc_obj *o, uint64_t off, void *dst, size_t n);
+int mc_obj_iov(const struct mc_obj *o, uint64_t off, size_t want,
+    struct iovec *iov, int max);
+/*
+ * Storing one: cache_serve_response found a cacheable response with a
+ * Content-Length too large for shm; true when the tier takes a copy of
+ * its body as it is forwarded (c's creq holds the tee).  conn.c feeds
+ * each forwarded body run, then says when the body is complete; the
+ * object is stored then.  A request that ends before drops the copy.
+ */
+bool mc_tier_tee_begin(struct conn *c, const void *head, size_t hdr_len,
+    const struct cache_meta *meta, uint64_t body_len);
+void mc_tier_tee_feed(struct conn *c, const void *p, size_t n);
+void mc_tier_tee_end(struct conn *c);
+/* The request ends: drop its memory object and tee, if any. */
+void mc_tier_release(struct conn *c);
 
 /* Shared mode: the complete entry of ref was just stored in shm. */
 void mc_tier_stored(struct conn *c, const struct cache_ref *ref);

@@ -199,15 +199,19 @@ def blob(n, seed):
     return random.Random(seed).randbytes(n)
 
 
-def store_origin(objs, cc="max-age=3600"):
-    """An origin serving objs[path] = body with Cache-Control cc."""
+def store_origin(objs, cc="max-age=3600", etag=False):
+    """An origin serving objs[path] = body with Cache-Control cc (and an
+    ETag per body, for conditionals)."""
     def fn(req, c):
         path = req.target.split("://", 1)[-1]
         path = path[path.find("/"):]
         b = objs.get(path)
         if b is None:
             return response(404, b"no", [("Cache-Control", "no-store")])
-        return response(200, b, [("Cache-Control", cc), ("Content-Type", "application/x-test")])
+        h = [("Cache-Control", cc), ("Content-Type", "application/x-test")]
+        if etag:
+            h.append(("ETag", '"%s"' % hashlib.sha1(b).hexdigest()[:16]))
+        return response(200, b, h)
     return new_origin(serve(fn))
 
 
@@ -292,6 +296,136 @@ def _():
     expect_eq(totals(b)["memcached_hits"], 1, "B memcached_hits")
     n = int(m1.stats()["curr_items"]) + int(m2.stats()["curr_items"])
     expect(n >= 11, "items (manifest + chunks): %d" % n)
+
+
+def big_nodes(servers, mode):
+    mx = {"memcached": {"max_object_size": "16M"}}
+    return [node(servers, mode=mode, size="32M", max_object="1M", extra=mx)
+            for _ in range(2)]
+
+
+for _mode in ("shared", "spill"):
+    @case("%s: objects over cache.max_object_size (within memcached's) are stored and served "
+          "from memcached, byte-exact, on both nodes; Range and conditionals answered" % _mode)
+    def _(mode=_mode):
+        need()
+        m1, m2 = Memcached(mem_mb=128), Memcached(mem_mb=128)
+        a, b = big_nodes([m1, m2], mode)
+        big = blob(10 * 1024 * 1024 + 4321, 11)
+        mid = blob(3 * 1024 * 1024 + 17, 12)	# one chunked size, one
+        one = blob(900 * 1024, 13)		# under the shm limit: in shm
+        objs = {"/big": big, "/mid": mid, "/one": one}
+        o = store_origin(objs, etag=True)
+        for p, body in objs.items():
+            r = fetch(a, o.url(p))
+            expect_body(r, body, "A first " + p)
+        expect_eq(o.nreq, 3, "origin requests after A")
+        # two stored via the tee (shm cannot hold them); /one is in shm,
+        # and in memcached too in shared mode
+        wait_counter(a, "memcached_stores", 3 if mode == "shared" else 2)
+        r = fetch(a, o.url("/big"))
+        expect_body(r, big, "A again /big")
+        cs = r.header("Cache-Status") or ""
+        expect("hit" in cs and "detail=memcached" in cs, "A again: Cache-Status %r" % cs, r)
+        expect_eq(r.header("Age") is not None, True, "Age on a memcached hit")
+        for p in ("/big", "/mid"):
+            expect_body(fetch(b, o.url(p)), objs[p], "B " + p)
+        expect_eq(o.nreq, 3, "origin requests after the hits (none more)")
+        t = totals(b)
+        expect_eq(t["memcached_hits"], 2, "B memcached_hits")
+        # Range from memory
+        r = fetch(b, o.url("/big"), headers=[("Range", "bytes=5000000-5000099")])
+        expect_eq(r.status, 206, "Range status", r)
+        expect(r.body == big[5000000:5000100], "Range bytes differ")
+        expect_eq(r.header("Content-Range"), "bytes 5000000-5000099/%d" % len(big), "Content-Range")
+        r = fetch(b, o.url("/big"), headers=[("Range", "bytes=1000000-4000000")])
+        expect_eq(r.status, 206, "Range over several chunks", r)
+        expect(r.body == big[1000000:4000001], "Range over several chunks: bytes differ")
+        r = fetch(b, o.url("/mid"), headers=[("Range", "bytes=-10")])
+        expect_eq(r.status, 206, "suffix Range status", r)
+        expect(r.body == mid[-10:], "suffix Range bytes differ")
+        r = fetch(b, o.url("/big"), headers=[("Range", "bytes=%d-" % (len(big) + 5))])
+        expect_eq(r.status, 416, "unsatisfiable Range", r)
+        # conditionals
+        tag = '"%s"' % hashlib.sha1(big).hexdigest()[:16]
+        r = fetch(b, o.url("/big"), headers=[("If-None-Match", tag)])
+        expect_eq(r.status, 304, "If-None-Match", r)
+        expect_eq(r.body, b"", "304 body")
+        r = fetch(b, o.url("/big"), headers=[("If-None-Match", '"other"')])
+        expect_body(r, big, "If-None-Match other")
+        # HEAD is not looked up in memcached: the origin answers it
+        expect_eq(o.nreq, 3, "origin requests after Range and conditionals")
+        # the big objects never went into either shm
+        for sl in (a, b):
+            st = admin_stats(sl)
+            expect(st["cache"]["objects"] <= 1, "shm objects %r" % st["cache"]["objects"])
+
+
+@case("big objects: a stale copy in memcached is fetched again and replaced; a purge drops it")
+def _():
+    need()
+    m = Memcached(mem_mb=128)
+    a, b = big_nodes([m], "shared")
+    big = blob(3 * 1024 * 1024, 21)
+    objs = {"/x": big}
+    o = store_origin(objs, cc="max-age=3", etag=True)
+    expect_body(fetch(a, o.url("/x")), big, "first")
+    wait_counter(a, "memcached_stores", 1)
+    expect_body(fetch(b, o.url("/x")), big, "B fresh")
+    expect_eq(o.nreq, 1, "origin after the fresh hit")
+    time.sleep(4.2)	# ages count in whole seconds: stale for sure
+    objs["/x"] = big2 = blob(3 * 1024 * 1024, 22)
+    expect_body(fetch(b, o.url("/x")), big2, "B after max-age")
+    expect_eq(o.nreq, 2, "origin after the stale copy")
+    wait_counter(b, "memcached_stores", 1)
+    # the new copy (fresh for two seconds at least) is what A gets now
+    r = fetch(a, o.url("/x"))
+    expect_body(r, big2, "A the new copy")
+    expect_eq(o.nreq, 2, "origin after A's hit on the new copy")
+    # PURGE through A: B must not serve it from memcached any more
+    objs["/x"] = big3 = blob(3 * 1024 * 1024, 23)
+    r = fetch(a, o.url("/x"), method="PURGE")
+    expect_in(r.status, (200, 404), "PURGE", r)
+    n = o.nreq
+    r = fetch(b, o.url("/x"))
+    expect_body(r, big3, "B after PURGE")
+    expect_eq(o.nreq, n + 1, "B went to the origin after the purge")
+
+
+@case("big objects: a client that leaves or an origin that closes early "
+      "stores nothing; the next request gets the whole object")
+def _():
+    need()
+    m = Memcached(mem_mb=128)
+    a, b = big_nodes([m], "shared")
+    big = blob(8 * 1024 * 1024, 31)
+
+    # an origin that sends half the body, then closes
+    def short(req, c):
+        return response(200, big, [("Cache-Control", "max-age=3600")])[:4 * 1024 * 1024]
+    o = new_origin(serve(short, keepalive=False))
+    r = fetch(a, o.url("/short"))
+    expect(len(r.body) < len(big), "a cut body reached the client whole?")
+    time.sleep(0.3)
+    expect_eq(totals(a)["memcached_stores"], 0, "stores after a cut body")
+
+    # a client that reads a little and leaves
+    o2 = store_origin({"/left": big})
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(build("GET", o2.url("/left")))
+    s.recv(65536)
+    s.close()
+    time.sleep(0.5)
+    expect_eq(totals(a)["memcached_stores"], 0, "stores after a client left")
+    r = fetch(b, o2.url("/left"))
+    expect_body(r, big, "B after A's client left")
+    cs = r.header("Cache-Status") or ""
+    expect("hit" not in cs and "detail=memcached-store" in cs, "not from memcached: %r" % cs, r)
+    wait_counter(b, "memcached_stores", 1)
+    r = fetch(a, o2.url("/left"))
+    expect_body(r, big, "A from memcached")
+    expect("hit; ttl=" in (r.header("Cache-Status") or "") and
+           "detail=memcached" in (r.header("Cache-Status") or ""), "A: from memcached", r)
 
 
 def poison_setup():
