@@ -13,6 +13,7 @@
  * out lies inside [item, item + len).
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -419,24 +420,17 @@ mc_item_encode_chunk(void *out, size_t out_size, size_t *out_len,
 
 /* ---- decoding ------------------------------------------------------- */
 
-int
-mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
-    const void *item, size_t len)
+/* Steps 1 and 2 of a decode: the structure (nothing later reads past
+ * p + len) and, with mac, the HMAC in constant time. */
+static int
+frame_check(const void *secret, size_t secret_len, const uint8_t *p,
+    size_t len, bool mac)
 {
-	const uint8_t *p = item;
-	uint8_t mac[MC_ITEM_MAC_LEN];
-	uint64_t key_len, payload_len, total, body_len, plen;
-	uint32_t meta_len, count, cs;
+	uint8_t tag[MC_ITEM_MAC_LEN];
+	uint64_t total;
 	enum mc_item_kind kind;
 	int rc;
 
-	if (v == NULL)
-		return MC_ITEM_E_ARG;
-	memset(v, 0, sizeof(*v));
-	if (!id_valid(id) || (p == NULL && len > 0))
-		return MC_ITEM_E_ARG;
-
-	/* 1. Structure: nothing below reads past p + len. */
 	if (len < MC_ITEM_HDR_LEN)
 		return MC_ITEM_E_SHORT;
 	if (memcmp(p + OFF_MAGIC, MC_ITEM_MAGIC, 4) != 0)
@@ -448,21 +442,54 @@ mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
 	    kind != MC_ITEM_CHUNK)
 		return MC_ITEM_E_KIND;
 	/* 32-bit fields summed in 64 bits cannot wrap. */
-	key_len = be_get32(p + OFF_KEY_LEN);
-	payload_len = be_get32(p + OFF_PAYLOAD_LEN);
-	total = MC_ITEM_HDR_LEN + key_len + payload_len + MC_ITEM_MAC_LEN;
+	total = MC_ITEM_HDR_LEN + (uint64_t)be_get32(p + OFF_KEY_LEN) +
+	    be_get32(p + OFF_PAYLOAD_LEN) + MC_ITEM_MAC_LEN;
 	if (total > len)
 		return MC_ITEM_E_SHORT;
 	if (total < len)
 		return MC_ITEM_E_LENGTH;
-
-	/* 2. Authenticity, in constant time. */
-	rc = hmac2(mac, id->secret, id->secret_len, p,
-	    len - MC_ITEM_MAC_LEN, NULL, 0);
+	if (!mac)
+		return MC_ITEM_OK;
+	rc = hmac2(tag, secret, secret_len, p, len - MC_ITEM_MAC_LEN, NULL, 0);
 	if (rc != MC_ITEM_OK)
 		return rc;
-	if (CRYPTO_memcmp(mac, p + len - MC_ITEM_MAC_LEN, MC_ITEM_MAC_LEN) != 0)
+	if (CRYPTO_memcmp(tag, p + len - MC_ITEM_MAC_LEN, MC_ITEM_MAC_LEN) != 0)
 		return MC_ITEM_E_HMAC;
+	return MC_ITEM_OK;
+}
+
+int
+mc_item_check_mac(const void *secret, size_t secret_len, const void *item,
+    size_t len)
+{
+	if (secret == NULL || secret_len == 0 || (item == NULL && len > 0))
+		return MC_ITEM_E_ARG;
+	return frame_check(secret, secret_len, item, len, true);
+}
+
+static int
+decode(struct mc_item_view *v, const struct mc_item_id *id,
+    const void *item, size_t len, bool mac)
+{
+	const uint8_t *p = item;
+	uint64_t key_len, payload_len, body_len, plen;
+	uint32_t meta_len, count, cs;
+	enum mc_item_kind kind;
+	int rc;
+
+	if (v == NULL)
+		return MC_ITEM_E_ARG;
+	memset(v, 0, sizeof(*v));
+	if (!id_valid(id) || (p == NULL && len > 0))
+		return MC_ITEM_E_ARG;
+
+	/* 1, 2. Structure and authenticity. */
+	if ((rc = frame_check(id->secret, id->secret_len, p, len, mac)) !=
+	    MC_ITEM_OK)
+		return rc;
+	kind = (enum mc_item_kind)p[OFF_KIND];
+	key_len = be_get32(p + OFF_KEY_LEN);
+	payload_len = be_get32(p + OFF_PAYLOAD_LEN);
 
 	/* 3. Ours, but for this cache key?  (A name collision, or a bug.) */
 	if (key_len != id->key_len ||
@@ -515,6 +542,20 @@ mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
 		}
 	}
 	return MC_ITEM_OK;
+}
+
+int
+mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
+    const void *item, size_t len)
+{
+	return decode(v, id, item, len, true);
+}
+
+int
+mc_item_decode_checked(struct mc_item_view *v, const struct mc_item_id *id,
+    const void *item, size_t len)
+{
+	return decode(v, id, item, len, false);
 }
 
 /* ---- reassembly ----------------------------------------------------- */

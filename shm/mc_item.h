@@ -219,6 +219,22 @@ int mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
     const void *item, size_t len);
 
 /*
+ * The costly half of mc_item_decode, for another thread: the structure
+ * and the HMAC under secret.  MC_ITEM_OK, or the first error decode
+ * would return (E_SHORT, E_MAGIC, E_VERSION, E_KIND, E_LENGTH, E_HMAC).
+ */
+int mc_item_check_mac(const void *secret, size_t secret_len, const void *item,
+    size_t len);
+
+/*
+ * mc_item_decode for bytes that mc_item_check_mac() passed under id's
+ * secret, unchanged since: every check but the HMAC.  Never for bytes
+ * that were not checked so.
+ */
+int mc_item_decode_checked(struct mc_item_view *v, const struct mc_item_id *id,
+    const void *item, size_t len);
+
+/*
  * Checks that chunks[0..n) (decoded views; kind MC_ITEM_NONE marks one
  * that memcached did not return) are exactly the chunks of manifest, in
  * order: same nonce (E_STALE), index i at position i (E_ORDER), n equals

@@ -132,6 +132,7 @@ struct mc_job {
 	void *val;			/* set: the value; get: the result */
 	size_t vlen;
 	uint64_t num;			/* incr: the initial, then the new value */
+	int check;			/* get: the check's result on val */
 };
 
 struct mc_list {
@@ -176,6 +177,8 @@ struct mc_client {
 	struct mc_list pending, done;
 	bool stop;
 	uint64_t next_id;		/* event-loop thread only */
+	mc_check_fn check;		/* set before the first job */
+	void *check_arg;
 	atomic_ullong hits, misses, stores, errors, timeouts;
 };
 
@@ -804,6 +807,12 @@ mc_thread_main(void *arg)
 		pthread_mutex_unlock(&mc->lock);
 
 		mc_run_batch(t, t->busy, n);
+		for (unsigned k = 0; k < n; k++) {
+			j = t->busy[k];
+			if (mc->check != NULL && j->op == MC_OP_GET &&
+			    j->status == MC_OK)
+				j->check = mc->check(mc->check_arg, j->val, j->vlen);
+		}
 
 		pthread_mutex_lock(&mc->lock);
 		for (unsigned k = 0; k < n; k++) {
@@ -1045,6 +1054,15 @@ mc_client_fd(const struct mc_client *mc)
 	return mc != NULL ? mc->efd : -1;
 }
 
+void
+mc_client_set_check(struct mc_client *mc, mc_check_fn fn, void *arg)
+{
+	if (mc == NULL)
+		return;
+	mc->check = fn;
+	mc->check_arg = arg;
+}
+
 int
 mc_client_server_of(const struct mc_client *mc, const char *key,
     size_t klen)
@@ -1213,6 +1231,7 @@ mc_client_done(struct mc_client *mc, struct mc_done *out, size_t max)
 		out[k].value = NULL;
 		out[k].vlen = 0;
 		out[k].num = j->num;
+		out[k].check = j->check;
 		if (j->op == MC_OP_GET && j->status == MC_OK) {
 			out[k].value = j->val;
 			out[k].vlen = j->vlen;
@@ -1303,6 +1322,14 @@ mc_client_fd(const struct mc_client *mc)
 {
 	(void)mc;
 	return -1;
+}
+
+void
+mc_client_set_check(struct mc_client *mc, mc_check_fn fn, void *arg)
+{
+	(void)mc;
+	(void)fn;
+	(void)arg;
 }
 
 uint64_t

@@ -57,6 +57,8 @@ struct mc_done {
 	void *value;		/* get + MC_OK: malloc'ed, the caller frees */
 	size_t vlen;
 	uint64_t num;		/* incr + MC_OK: the counter's new value */
+	int check;		/* get + MC_OK: the check function's result
+				   (0 when none is set) */
 };
 
 struct mc_client_stats {
@@ -65,6 +67,10 @@ struct mc_client_stats {
 };
 
 struct mc_client;
+
+/* Run by a client thread on each value a get returns, before the event
+ * loop sees it (mc_done.check): the costly checks stay off the loop. */
+typedef int (*mc_check_fn)(void *arg, const void *value, size_t len);
 
 /*
  * servers: "host:port", "host" (port 11211) or "[v6]:port", as in
@@ -75,6 +81,8 @@ struct mc_client *mc_client_new(const char *const *servers, size_t n,
     int timeout_ms, unsigned nthreads, char *err, size_t errlen);
 /* The eventfd to watch for readability; -1 for NULL. */
 int mc_client_fd(const struct mc_client *mc);
+/* Set the check run on every value got (before the first job). */
+void mc_client_set_check(struct mc_client *mc, mc_check_fn fn, void *arg);
 
 /*
  * Submit: a job id > 0, or MC_NOJOB.  Never blocks.  The key and, for

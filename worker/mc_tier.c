@@ -159,6 +159,7 @@ struct mc_fetch {
 	uint64_t *jobs;			/* chunk gets (0: arrived) */
 	void **items;			/* chunk items */
 	size_t *lens;
+	int *checks;			/* the client thread's HMAC check */
 	char mckey[MC_ITEM_MCKEY_SIZE];
 };
 
@@ -257,6 +258,30 @@ meta_get(const uint8_t *p, size_t len, uint64_t body_len, unsigned *eflags,
 	return 0;
 }
 
+/* ---- verifying items -------------------------------------------------- */
+
+/* The client threads' check of every value got: the HMAC (the costly
+ * part of a decode, 12 us for 16 KiB here) runs off the event loop. */
+static int
+check_item(void *arg, const void *value, size_t len)
+{
+	const struct mc_tier *t = arg;
+
+	return mc_item_check_mac(t->secret, t->secret_len, value, len);
+}
+
+/* Decode a value got, whose HMAC the client thread checked (check). */
+static int
+decode_got(struct mc_item_view *v, const struct mc_item_id *id,
+    const void *item, size_t len, int check)
+{
+	if (check != MC_ITEM_OK) {
+		memset(v, 0, sizeof(*v));
+		return check;
+	}
+	return mc_item_decode_checked(v, id, item, len);
+}
+
 /* ---- the tier ------------------------------------------------------------ */
 
 static void spill(void *arg, struct cache *c, struct cache_ref *ref);
@@ -296,6 +321,7 @@ mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
 		free(t);
 		return NULL;
 	}
+	mc_client_set_check(t->mc, check_item, t);
 	/* Spill mode keeps what eviction drops; shared mode stored every
 	 * object already when it was filled. */
 	if (!t->shared)
@@ -895,7 +921,7 @@ plog_record(struct mc_tier *t, struct plog_get *g, const struct mc_done *d)
 	g->job = 0;
 	if (d->status == MC_OK && plog_mckey(t, g->seq, mckey, name) > 0) {
 		id.key_len = strlen(name);
-		if (mc_item_decode(&v, &id, d->value, d->vlen) == 0 &&
+		if (decode_got(&v, &id, d->value, d->vlen, d->check) == 0 &&
 		    v.kind == MC_ITEM_OBJECT && v.meta_len == 0 && v.data_len > 8) {
 			const char *key = (const char *)v.data + 8;
 			size_t klen = v.data_len - 8;
@@ -987,6 +1013,7 @@ fetch_free(struct mc_tier *t, struct mc_fetch *mf)
 	free(mf->jobs);
 	free(mf->items);
 	free(mf->lens);
+	free(mf->checks);
 	free(mf->man);
 	free(mf);
 }
@@ -1281,7 +1308,8 @@ chunks_done(struct conn *c, struct mc_fetch *mf)
 		return;
 	}
 	for (uint32_t i = 0; i < mf->n; i++)
-		if ((rc = mc_item_decode(&cv[i], &id, mf->items[i], mf->lens[i])) != 0 ||
+		if ((rc = decode_got(&cv[i], &id, mf->items[i], mf->lens[i],
+		    mf->checks[i])) != 0 ||
 		    cv[i].kind != MC_ITEM_CHUNK)
 			break;
 	if (rc == 0)
@@ -1299,7 +1327,8 @@ chunks_done(struct conn *c, struct mc_fetch *mf)
 
 /* The object's (or manifest's) item arrived. */
 static void
-got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len)
+got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len,
+    int check)
 {
 	struct mc_tier *t = c->w->mc;
 	struct creq *cs = &c->req->cs;
@@ -1308,7 +1337,7 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len)
 	struct iovec iov;
 	int rc;
 
-	if ((rc = mc_item_decode(&v, &id, item, len)) != 0 ||
+	if ((rc = decode_got(&v, &id, item, len, check)) != 0 ||
 	    (v.kind != MC_ITEM_OBJECT && v.kind != MC_ITEM_MANIFEST) ||
 	    v.body_len > t->max_object) {
 		free(item);
@@ -1339,7 +1368,9 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len)
 	mf->jobs = calloc(mf->n, sizeof(*mf->jobs));
 	mf->items = calloc(mf->n, sizeof(*mf->items));
 	mf->lens = calloc(mf->n, sizeof(*mf->lens));
-	if (mf->jobs == NULL || mf->items == NULL || mf->lens == NULL) {
+	mf->checks = calloc(mf->n, sizeof(*mf->checks));
+	if (mf->jobs == NULL || mf->items == NULL || mf->lens == NULL ||
+	    mf->checks == NULL) {
 		to_origin(c);
 		return;
 	}
@@ -1384,7 +1415,7 @@ got(struct conn *c, struct mc_done *d)
 	}
 	if (d->id == mf->job) {
 		mf->job = 0;
-		got_item(c, mf, d->value, d->vlen);
+		got_item(c, mf, d->value, d->vlen, d->check);
 		return;
 	}
 	for (i = 0; i < mf->n && mf->jobs[i] != d->id; i++)
@@ -1396,6 +1427,7 @@ got(struct conn *c, struct mc_done *d)
 	mf->jobs[i] = 0;
 	mf->items[i] = d->value;
 	mf->lens[i] = d->vlen;
+	mf->checks[i] = d->check;
 	if (--mf->left == 0)
 		chunks_done(c, mf);
 }

@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,60 @@ test_roundtrip(void **state)
 		free(d.value);
 		free(v);
 	}
+	mc_client_free(mc);
+	mc_stop(pid);
+}
+
+/* The check hook runs on every value got, in a client thread (not the
+ * caller's), and its answer comes back with the value; misses are not
+ * checked. */
+struct check_seen {
+	pthread_t caller;
+	atomic_int calls, off_thread;
+};
+
+static int
+check_len(void *arg, const void *value, size_t len)
+{
+	struct check_seen *cs = arg;
+
+	atomic_fetch_add(&cs->calls, 1);
+	if (!pthread_equal(pthread_self(), cs->caller))
+		atomic_fetch_add(&cs->off_thread, 1);
+	return len > 0 && ((const unsigned char *)value)[0] == 'x' ? -7 :
+	    (int)len;
+}
+
+static void
+test_check_hook(void **state)
+{
+	unsigned short port;
+	pid_t pid;
+	struct mc_client *mc;
+	struct check_seen cs = { .caller = pthread_self() };
+	struct mc_done d;
+
+	(void)state;
+	skip_unless_ready();
+	port = free_port();
+	pid = mc_start(port);
+	mc = client(&port, 1, 500, 2);
+	mc_client_set_check(mc, check_len, &cs);
+	assert_int_equal(sync_set(mc, "ck-a", "abcde", 5), MC_OK);
+	assert_int_equal(sync_set(mc, "ck-x", "xyz", 3), MC_OK);
+	d = sync_done(mc, mc_client_get(mc, "ck-a", 4, NULL), 3000);
+	assert_int_equal(d.status, MC_OK);
+	assert_int_equal(d.check, 5);
+	free(d.value);
+	d = sync_done(mc, mc_client_get(mc, "ck-x", 4, NULL), 3000);
+	assert_int_equal(d.status, MC_OK);
+	assert_int_equal(d.check, -7);
+	free(d.value);
+	d = sync_done(mc, mc_client_get(mc, "ck-none", 7, NULL), 3000);
+	assert_int_equal(d.status, MC_MISS);
+	assert_int_equal(d.check, 0);
+	assert_int_equal(atomic_load(&cs.calls), 2);
+	assert_int_equal(atomic_load(&cs.off_thread), 2);
 	mc_client_free(mc);
 	mc_stop(pid);
 }
@@ -878,6 +933,7 @@ main(void)
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_take_and_incr),
+		cmocka_unit_test(test_check_hook),
 		cmocka_unit_test(test_key_order),
 		cmocka_unit_test(test_mixed_batch),
 		cmocka_unit_test(test_miss_delete),
