@@ -171,6 +171,51 @@ def wrk(node, origin_port, size_name, n, duration, conns):
     return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
+def worker_pids(master):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def thread_cpu(node):
+    """CPU seconds so far of the workers' event loops (their main threads)
+    and of their other threads (the memcached client threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    loop = other = 0.0
+    for pid in worker_pids(node.p.pid):
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+                t = (int(st[11]) + int(st[12])) / tick
+                if int(tid) == pid:
+                    loop += t
+                else:
+                    other += t
+        except OSError:
+            pass
+    return loop, other
+
+
+def measured(node, fn):
+    """fn()'s wrk result, with the CPU microseconds per request spent in
+    the event loops and in the client threads."""
+    c0 = thread_cpu(node)
+    r = fn()
+    c1 = thread_cpu(node)
+    n = max(r["requests"], 1)
+    r["loop_us"] = (c1[0] - c0[0]) * 1e6 / n
+    r["threads_us"] = (c1[1] - c0[1]) * 1e6 / n
+    return r
+
+
 def origin_lines(tmp):
     with open(os.path.join(tmp, "origin", "access.log"), "rb") as f:
         return f.read().count(b"\n")
@@ -244,7 +289,8 @@ def main():
         log("%s: %d objects filled in %.1f s, %d stored in memcached" % (
             name, n, time.monotonic() - t0, filler.stats()["totals"]["memcached_stores"]))
         wrk(filler, origin_port, name, n, 1, a.connections)
-        rows["shm-hit"] = wrk(filler, origin_port, name, n, dur, a.connections)
+        rows["shm-hit"] = measured(filler, lambda: wrk(filler, origin_port, name, n, dur,
+                                                       a.connections))
         filler.stop()
 
         mnode = Node(tmp, "mc-" + name, mc_port, small)
@@ -258,7 +304,8 @@ def main():
             perf = subprocess.Popen(["perf", "record", "-q", "-g", "-C", CPU_SERVER, "-o", pout,
                                      "--", "sleep", str(dur)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-        rows["memcached-hit"] = wrk(mnode, origin_port, name, n, dur, a.connections)
+        rows["memcached-hit"] = measured(mnode, lambda: wrk(mnode, origin_port, name, n, dur,
+                                                            a.connections))
         if perf:
             perf.wait()
             log("profile in %s (perf report -i)" % pout)
@@ -286,6 +333,12 @@ def main():
                 note += " wrk errors %d" % errs
             print("%-5s %-14s %10.0f %9.2f %9.2f %7.2f  %s" % (
                 name, k, r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["rps"] / base, note))
+        sh, mh = rows["shm-hit"], rows["memcached-hit"]
+        print("%-5s CPU per request: shm-hit %.1f us in the event loops; memcached-hit %.1f us "
+              "in the event loops + %.1f us in the client threads (HMAC check, memcached I/O)"
+              % (name, sh["loop_us"], mh["loop_us"], mh["threads_us"]))
+        print("%-5s event-loop capacity, memcached-hit / shm-hit: %.2f (the req/s ratio where the "
+              "client threads have cores of their own)" % (name, sh["loop_us"] / max(mh["loop_us"], 1e-9)))
         sys.stdout.flush()
 
     # the farm: node A takes the mix first, then node B
