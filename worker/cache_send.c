@@ -274,9 +274,11 @@ fail:
 }
 
 /* Restart a follower whose leader gave up before the head: it fetches
- * the URL itself, uncached. */
+ * the URL itself, uncached.  look: the leader passed (CF_PASS), which
+ * is also what it does when it serves an object too large for shm from
+ * memcached: ask memcached first, for such an object. */
 static void
-serve_refetch(struct conn *c)
+serve_refetch(struct conn *c, bool look)
 {
 	struct creq *cs = &c->req->cs;
 
@@ -288,6 +290,8 @@ serve_refetch(struct conn *c)
 	cs->mode = CS_PASS;
 	cs->code = NULL;
 	cache_serve_set_status(cs, "fwd=uri-miss");
+	if (look && mc_tier_lookup_alone(c))
+		return;
 	conn_start_upstream(c);
 }
 
@@ -603,7 +607,7 @@ cache_send_step(struct conn *c)
 		if (c->state == C_CACHE &&
 		    (!(v.flags & CF_HEAD) || (v.flags & (CF_VARY | CF_ABORTED | CF_HFP)))) {
 			if (v.flags & (CF_ABORTED | CF_PASS | CF_DEAD | CF_HFP)) {
-				serve_refetch(c);
+				serve_refetch(c, (v.flags & CF_PASS) != 0);
 				return true;
 			}
 			if (v.flags & CF_VARY) {
@@ -625,7 +629,7 @@ cache_send_step(struct conn *c)
 		}
 		if (serve_head(c, &v) < 0) {
 			if (c->state == C_CACHE) {
-				serve_refetch(c);
+				serve_refetch(c, false);
 				return true;
 			}
 			conn_error(c, 502, "The cached response head is too large.");

@@ -562,9 +562,29 @@ tee_big(struct conn *c, const char *rbuf, const struct cache_resp *rp,
 		return false;
 	fill_drop(c, CF_PASS);
 	cs->mode = CS_PASS;
-	cache_serve_set_status(cs, "fwd=uri-miss; stored; detail=memcached-store");
+	cache_serve_set_status(cs, "fwd=uri-miss; detail=memcached-store");
 	cache_serve_stat(c, STAT_cache_uncacheable, 1);
 	return true;
+}
+
+void
+cache_serve_pass_marker(struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+	struct cache *cache = c->w->cache;
+	struct cache_ref fill = cs->fill, ref;
+	int rv;
+
+	if (cache == NULL || cs->key == NULL || fill.idx != 0)
+		return;
+	rv = cache_get(cache, cs->key, cs->primary_len, true, &ref);
+	if (rv == CACHE_FOUND)
+		cache_release(cache, &ref);	/* someone's newer entry: keep it */
+	if (rv != CACHE_CREATED)
+		return;
+	cs->fill = ref;
+	fill_hfp(c, cache_serve_now(c));
+	cs->fill = fill;
 }
 
 /* Make the URL's entry a Vary marker and point cs->fill at the variant. */

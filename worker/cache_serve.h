@@ -77,6 +77,9 @@ bool cache_serve_response(struct conn *c, const char *rbuf);
 /* conn_error(): the origin failed before a head; true when a stale
  * entry is served instead (stale-if-error). */
 bool cache_serve_origin_error(struct conn *c, int status);
+/* mc_tier.c: a response too large for shm whose copy for memcached
+ * was not stored: mark c's URL hit-for-pass (unless it has an entry). */
+void cache_serve_pass_marker(struct conn *c);
 /* cache_send.c, C_CACHE and C_FILL: move bytes; true on progress. */
 bool cache_send_step(struct conn *c);
 /* The response head to an unsafe method (rbuf: the origin's head):

@@ -65,6 +65,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1089,7 +1090,7 @@ mc_lane(const struct mc_client *mc, const char *key, size_t klen)
 static uint64_t
 mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
     const void *val, size_t vlen, uint32_t ttl, void *cookie, void *own,
-    uint64_t num)
+    uint64_t num, int on)
 {
 	struct mc_job *j;
 	int64_t now;
@@ -1102,7 +1103,11 @@ mc_submit(struct mc_client *mc, enum mc_op op, const char *key, size_t klen,
 		return MC_NOJOB;
 	}
 	now = mc_now_ms();
-	si = mc_server_index(mc, key, klen);
+	if (on >= 0 && (unsigned)on >= mc->nservers) {
+		free(own);
+		return MC_NOJOB;
+	}
+	si = on >= 0 ? on : mc_server_index(mc, key, klen);
 	down = mc_server_dead(mc, si, now);
 	/*
 	 * Reading n without the lock would race with the threads; the
@@ -1172,7 +1177,7 @@ uint64_t
 mc_client_get(struct mc_client *mc, const char *key, size_t klen,
     void *cookie)
 {
-	return mc_submit(mc, MC_OP_GET, key, klen, NULL, 0, 0, cookie, NULL, 0);
+	return mc_submit(mc, MC_OP_GET, key, klen, NULL, 0, 0, cookie, NULL, 0, -1);
 }
 
 uint64_t
@@ -1182,7 +1187,7 @@ mc_client_set(struct mc_client *mc, const char *key, size_t klen,
 	if (val == NULL && vlen != 0)
 		return MC_NOJOB;
 	return mc_submit(mc, MC_OP_SET, key, klen, val, vlen, ttl_s, cookie,
-	    NULL, 0);
+	    NULL, 0, -1);
 }
 
 uint64_t
@@ -1192,14 +1197,14 @@ mc_client_set_take(struct mc_client *mc, const char *key, size_t klen,
 	if (val == NULL)
 		return MC_NOJOB;
 	return mc_submit(mc, MC_OP_SET, key, klen, val, vlen, ttl_s, cookie,
-	    val, 0);
+	    val, 0, -1);
 }
 
 uint64_t
 mc_client_delete(struct mc_client *mc, const char *key, size_t klen,
     void *cookie)
 {
-	return mc_submit(mc, MC_OP_DELETE, key, klen, NULL, 0, 0, cookie, NULL, 0);
+	return mc_submit(mc, MC_OP_DELETE, key, klen, NULL, 0, 0, cookie, NULL, 0, -1);
 }
 
 uint64_t
@@ -1207,7 +1212,28 @@ mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
     uint64_t initial, void *cookie)
 {
 	return mc_submit(mc, MC_OP_INCR, key, klen, NULL, 0, 0, cookie, NULL,
-	    initial);
+	    initial, -1);
+}
+
+uint64_t
+mc_client_on(struct mc_client *mc, unsigned server, enum mc_op op,
+    const char *key, size_t klen, void *val, size_t vlen, uint64_t num,
+    void *cookie)
+{
+	if (op == MC_OP_SET && val == NULL)
+		return MC_NOJOB;
+	if (mc == NULL || server > INT_MAX) {
+		free(val);
+		return MC_NOJOB;
+	}
+	return mc_submit(mc, op, key, klen, val, vlen, 0, cookie,
+	    op == MC_OP_SET ? val : NULL, num, (int)server);
+}
+
+unsigned
+mc_client_nservers(const struct mc_client *mc)
+{
+	return mc != NULL ? mc->nservers : 0;
 }
 
 size_t
@@ -1392,6 +1418,30 @@ mc_client_delete(struct mc_client *mc, const char *key, size_t klen,
 	(void)klen;
 	(void)cookie;
 	return MC_NOJOB;
+}
+
+uint64_t
+mc_client_on(struct mc_client *mc, unsigned server, enum mc_op op,
+    const char *key, size_t klen, void *val, size_t vlen, uint64_t num,
+    void *cookie)
+{
+	(void)mc;
+	(void)server;
+	(void)op;
+	(void)key;
+	(void)klen;
+	(void)vlen;
+	(void)num;
+	(void)cookie;
+	free(val);
+	return MC_NOJOB;
+}
+
+unsigned
+mc_client_nservers(const struct mc_client *mc)
+{
+	(void)mc;
+	return 0;
 }
 
 size_t

@@ -102,6 +102,13 @@ uint64_t mc_client_incr(struct mc_client *mc, const char *key, size_t klen,
     uint64_t initial, void *cookie);
 uint64_t mc_client_delete(struct mc_client *mc, const char *key,
     size_t klen, void *cookie);
+/* A job on server number `server` (as listed at mc_client_new), not on
+ * the key's: op MC_OP_GET, MC_OP_SET (takes over val, as set_take; no
+ * expiry), MC_OP_INCR (num: initial) or MC_OP_DELETE. */
+uint64_t mc_client_on(struct mc_client *mc, unsigned server, enum mc_op op,
+    const char *key, size_t klen, void *val, size_t vlen, uint64_t num,
+    void *cookie);
+unsigned mc_client_nservers(const struct mc_client *mc);
 
 /*
  * Completions, at most max into out[]; call when the eventfd is readable

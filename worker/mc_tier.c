@@ -39,13 +39,17 @@
  * appends to a purge log in memcached: `incr` of a counter, then the
  * purged key as record number N (an item sealed like any other, under
  * the name of "P N", so a record cannot be forged or replayed under
- * another number).  Every worker reads the counter every second and
- * drops the keys of the new records from the node's shm (a drop is
- * idempotent, so no worker needs to be the one).  A record not there yet is looked for again on the next two polls, then
- * skipped; a counter that went back (its server restarted or was
- * flushed) is read from record 1 again.  A purge whose `incr` fails
- * (the counter's server down) waits in a bounded queue and is logged
- * when the server is back; until then other nodes keep their copies.
+ * another number).  Every server has a log of its own (counter and
+ * records placed on it, not hashed); a purge goes to the log of the
+ * server its key hashes to, or the next one whose `incr` answers.
+ * Every worker reads every counter every second and drops the keys of
+ * the new records from the node's shm (a drop is idempotent, so no
+ * worker needs to be the one).  A record not there yet is looked for
+ * again on the next two polls, then skipped; a counter that went back
+ * or jumped (its server restarted or was flushed, and a purge created
+ * it again at a random base) has its last batch replayed.  A purge no
+ * server takes waits in a bounded queue and is logged when one is back;
+ * until then other nodes keep their copies.
  *
  * A purged key is remembered for a minute with the time of the purge:
  * a copy of it fetched before that time is neither stored nor promoted.
@@ -103,6 +107,19 @@ struct plog_get {
 	uint64_t job, seq;
 };
 
+/* One server's purge log as this worker reads it: the counter and the
+ * records of that server (placed there, not hashed). */
+struct plog {
+	bool synced;			/* seen is the counter's value */
+	uint64_t seen;			/* records applied up to here */
+	uint64_t job;			/* counter read in flight, 0 none */
+	struct plog_get recs[PLOG_BATCH];
+	unsigned n, left;		/* records asked for, not answered */
+	uint64_t first_missing;		/* 0 none */
+	unsigned tries;
+	uint64_t target;		/* the counter's last value read */
+};
+
 struct mc_tier {
 	struct worker *w;
 	struct mc_client *mc;
@@ -112,16 +129,10 @@ struct mc_tier {
 	uint64_t max_object;		/* memcached.max_object_size */
 	uint64_t queued;		/* bytes of sets not completed */
 	bool shared;
-	/* the purge log (the polling worker only) */
+	/* the purge logs, one per server (read by the polling worker) */
 	bool plog_poll;
-	bool plog_synced;		/* plog_seen is the counter's value */
-	uint64_t plog_seen;		/* records applied up to here */
-	uint64_t plog_job;		/* counter read in flight, 0 none */
-	struct plog_get plog[PLOG_BATCH];
-	unsigned plog_n, plog_left;	/* records asked for, not answered */
-	uint64_t plog_first_missing;	/* 0 none */
-	unsigned plog_tries;
-	uint64_t plog_target;		/* the counter's last value read */
+	struct plog *logs;
+	unsigned nlogs;
 	struct plog_add *plog_pending;	/* purges not logged yet (FIFO) */
 	unsigned plog_npending;
 	struct plog_add *redel, *redel_tail;	/* purges to delete again (FIFO) */
@@ -130,12 +141,15 @@ struct mc_tier {
 	struct recent recent[RECENT_SLOTS];
 	uint64_t lookup_bytes;		/* bodies read from memcached, in memory */
 	uint64_t tee_bytes;		/* bodies being copied for a store */
+	struct mc_tee *tees;		/* those tees */
+	struct mc_obj *objs;		/* objects served from memory, shared */
 	uint64_t big_max;		/* limit of each of those two */
 };
 
 /* A purge waiting for its record number (the incr's answer). */
 struct plog_add {
 	struct plog_add *next;		/* plog_pending or redel */
+	unsigned si, tried;		/* the log (server) tried, and how many */
 	int64_t at;			/* wall seconds of the purge */
 	uint64_t due;			/* redel: ev_now() ms of the second delete */
 	size_t klen;
@@ -167,6 +181,12 @@ struct mc_fetch {
  * mobj).  Offsets count from the stored head, as in a view with
  * key_len 0. */
 struct mc_obj {
+	struct mc_obj *prev, *next;	/* the tier's shared objects */
+	unsigned refs;			/* requests serving it */
+	bool dead;			/* purged: off the list, not shared */
+	uint64_t hash;			/* key_hash() of key */
+	char *key;
+	size_t klen;
 	struct mc_fetch *mf;		/* owns the items and the budget charge */
 	const uint8_t *head;		/* inside an item */
 	uint32_t hdr_len;
@@ -176,8 +196,12 @@ struct mc_obj {
 	uint64_t body_len;
 };
 
-/* A forwarded body copied for memcached (creq's tee). */
+/* A forwarded body copied for memcached (creq's tee), on the tier's
+ * list of tees in flight so that a purge of its key can stop it. */
 struct mc_tee {
+	struct mc_tee *prev, *next;
+	uint64_t hash;			/* key_hash() of its key */
+	bool dead;			/* purged meanwhile: never stored */
 	uint8_t *buf;			/* [key][head][body], as a shm entry */
 	uint32_t key_len, hdr_len;
 	struct cache_meta meta;
@@ -322,6 +346,14 @@ mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
 		return NULL;
 	}
 	mc_client_set_check(t->mc, check_item, t);
+	t->nlogs = mc_client_nservers(t->mc);
+	if (t->nlogs > 0 &&
+	    (t->logs = calloc(t->nlogs, sizeof(*t->logs))) == NULL) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		mc_client_free(t->mc);
+		free(t);
+		return NULL;
+	}
 	/* Spill mode keeps what eviction drops; shared mode stored every
 	 * object already when it was filled. */
 	if (!t->shared)
@@ -356,6 +388,7 @@ mc_tier_free(struct mc_tier *t)
 		t->redel = a->next;
 		free(a);
 	}
+	free(t->logs);
 	free(t);
 }
 
@@ -385,10 +418,11 @@ mc_tier_gauges(struct mc_tier *t)
 
 /* Hand one sealed item to the threads (takes buf). */
 static void
-set_item(struct mc_tier *t, const char *mckey, void *buf, size_t len,
-    bool whole)
+set_item_on(struct mc_tier *t, int on, const char *mckey, void *buf,
+    size_t len, bool whole)
 {
 	struct mc_set *s = malloc(sizeof(*s));
+	uint64_t job;
 
 	if (s == NULL) {
 		free(buf);
@@ -396,13 +430,23 @@ set_item(struct mc_tier *t, const char *mckey, void *buf, size_t len,
 	}
 	s->bytes = len;
 	s->whole = whole;
-	if (mc_client_set_take(t->mc, mckey, strlen(mckey), buf, len, 0, s) ==
-	    MC_NOJOB) {
+	job = on < 0 ?
+	    mc_client_set_take(t->mc, mckey, strlen(mckey), buf, len, 0, s) :
+	    mc_client_on(t->mc, (unsigned)on, MC_OP_SET, mckey, strlen(mckey),
+	    buf, len, 0, s);
+	if (job == MC_NOJOB) {
 		free(s);
 		stat(t, STAT_memcached_errors, 1);
 		return;
 	}
 	t->queued += len;
+}
+
+static void
+set_item(struct mc_tier *t, const char *mckey, void *buf, size_t len,
+    bool whole)
+{
+	set_item_on(t, -1, mckey, buf, len, whole);
 }
 
 /* Where a stored object's bytes come from: a shm entry, or memory
@@ -427,7 +471,7 @@ src_copy(struct src *s, uint64_t off, void *dst, size_t n)
  * Write one object to memcached: one item, or chunks and then their
  * manifest.  Copies from the source once; nothing here waits.
  */
-static void
+static bool
 store_object(struct mc_tier *t, struct src *sr, uint32_t key_len,
     uint32_t hdr_len, unsigned eflags, const struct cache_meta *meta,
     uint64_t body_len)
@@ -442,10 +486,10 @@ store_object(struct mc_tier *t, struct src *sr, uint32_t key_len,
 	size_t meta_len, po, len;
 
 	if (key_len == 0 || key_len > MC_ITEM_KEY_MAX || body_len > t->max_object)
-		return;
+		return false;
 	if (t->queued > STORE_QUEUE_MAX) {
 		stat(t, STAT_memcached_dropped, 1);
-		return;
+		return false;
 	}
 	meta_len = META_FIXED + hdr_len;
 	if (mc_item_plan(&plan, t->item_max, key_len, meta_len, body_len) != 0 ||
@@ -454,7 +498,7 @@ store_object(struct mc_tier *t, struct src *sr, uint32_t key_len,
 		goto fail;
 	if (recent_purged(t, key, key_len, meta->response_time)) {
 		free(key);		/* the purged copy: let it go */
-		return;
+		return false;
 	}
 	id.key = key;
 	id.key_len = key_len;
@@ -475,7 +519,7 @@ store_object(struct mc_tier *t, struct src *sr, uint32_t key_len,
 			goto fail;
 		set_item(t, mckey, buf, len, true);
 		free(key);
-		return;
+		return true;
 	}
 	/* Chunks first, the manifest last: a reader that finds the
 	 * manifest early finds a chunk missing, which is a miss. */
@@ -505,11 +549,12 @@ store_object(struct mc_tier *t, struct src *sr, uint32_t key_len,
 		goto fail;
 	set_item(t, mckey, buf, len, true);
 	free(key);
-	return;
+	return true;
 fail:
 	stat(t, STAT_memcached_errors, 1);
 	free(buf);
 	free(key);
+	return false;
 }
 
 /* Write the complete entry of ref to memcached. */
@@ -525,7 +570,7 @@ store(struct mc_tier *t, struct cache *cache, const struct cache_ref *ref0)
 	    (v.flags & (CF_ABORTED | CF_PASS | CF_HFP)) ||
 	    v.len < (uint64_t)v.key_len + v.hdr_len)
 		return;
-	store_object(t, &sr, v.key_len, v.hdr_len, v.flags, &v.meta,
+	(void)store_object(t, &sr, v.key_len, v.hdr_len, v.flags, &v.meta,
 	    v.len - v.key_len - v.hdr_len);
 }
 
@@ -552,12 +597,17 @@ mc_tier_stored(struct conn *c, const struct cache_ref *ref)
 
 /* ---- objects too large for shm: the tee ---------------------------------- */
 
+static uint64_t key_hash(const char *key, size_t klen);
+static void objs_purged(struct mc_tier *t, const char *key, size_t klen,
+    uint64_t h);
+
 bool
 mc_tier_tee_begin(struct conn *c, const void *head, size_t hdr_len,
     const struct cache_meta *meta, uint64_t body_len)
 {
 	struct mc_tier *t = c->w->mc;
 	struct creq *cs = &c->req->cs;
+	struct mc_client_stats st;
 	struct mc_tee *e;
 	uint64_t need;
 
@@ -565,6 +615,9 @@ mc_tier_tee_begin(struct conn *c, const void *head, size_t hdr_len,
 	    cs->key_len == 0 || cs->key_len > MC_ITEM_KEY_MAX ||
 	    hdr_len > UINT32_MAX || body_len > t->max_object)
 		return false;
+	mc_client_stats(t->mc, &st);
+	if (st.servers_up == 0)
+		return false;		/* nowhere to store it */
 	need = cs->key_len + hdr_len + body_len;
 	if (t->tee_bytes + need > t->big_max) {
 		/* Enough big bodies in flight here: forward it uncopied. */
@@ -578,27 +631,58 @@ mc_tier_tee_begin(struct conn *c, const void *head, size_t hdr_len,
 	}
 	memcpy(e->buf, cs->key, cs->key_len);
 	memcpy(e->buf + cs->key_len, head, hdr_len);
+	e->hash = key_hash(cs->key, cs->key_len);
 	e->key_len = (uint32_t)cs->key_len;
 	e->hdr_len = (uint32_t)hdr_len;
 	e->meta = *meta;
 	e->body_len = body_len;
 	e->charged = need;
 	t->tee_bytes += need;
+	e->next = t->tees;
+	if (t->tees != NULL)
+		t->tees->prev = e;
+	t->tees = e;
 	cs->tee = e;
 	return true;
 }
 
+/* Drop c's tee.  One for a Range or conditional request that was
+ * neither stored nor purged (the client left early, say: a player
+ * seeking) leaves a hit-for-pass marker behind, as the response would
+ * have without a tee: else each such request would fetch the whole
+ * body again, its Range and conditionals never passed to the origin. */
 static void
-tee_free(struct mc_tier *t, struct creq *cs)
+tee_free(struct mc_tier *t, struct conn *c, bool stored)
 {
+	struct creq *cs = &c->req->cs;
 	struct mc_tee *e = cs->tee;
 
 	if (e == NULL)
 		return;
+	if (!stored && !e->dead &&
+	    (cs->q.range != NULL || cs->q.inm != NULL || cs->q.ims >= 0))
+		cache_serve_pass_marker(c);
 	t->tee_bytes -= e->charged < t->tee_bytes ? e->charged : t->tee_bytes;
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		t->tees = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
 	free(e->buf);
 	free(e);
 	cs->tee = NULL;
+}
+
+/* key was purged: no tee of it in flight is stored (its body may be the
+ * purged one, and the tee may end long after the purge is forgotten). */
+static void
+tees_purged(struct mc_tier *t, const char *key, size_t klen, uint64_t h)
+{
+	for (struct mc_tee *e = t->tees; e != NULL; e = e->next)
+		if (e->hash == h && e->key_len == klen &&
+		    memcmp(e->buf, key, klen) == 0)
+			e->dead = true;
 }
 
 void
@@ -610,7 +694,7 @@ mc_tier_tee_feed(struct conn *c, const void *p, size_t n)
 		return;
 	if (n > e->body_len - e->got) {
 		/* More than the length it announced: not this object. */
-		tee_free(c->w->mc, &c->req->cs);
+		tee_free(c->w->mc, c, false);
 		return;
 	}
 	memcpy(e->buf + e->key_len + e->hdr_len + e->got, p, n);
@@ -621,18 +705,18 @@ void
 mc_tier_tee_end(struct conn *c)
 {
 	struct mc_tier *t = c->w->mc;
-	struct creq *cs = &c->req->cs;
-	struct mc_tee *e = cs->tee;
+	struct mc_tee *e = c->req->cs.tee;
+	bool stored = false;
 
 	if (e == NULL)
 		return;
-	if (e->got == e->body_len) {
+	if (e->got == e->body_len && !e->dead) {
 		struct src sr = { .mem = e->buf };
 
-		store_object(t, &sr, e->key_len, e->hdr_len, 0, &e->meta,
-		    e->body_len);
+		stored = store_object(t, &sr, e->key_len, e->hdr_len, 0,
+		    &e->meta, e->body_len);
 	}
-	tee_free(t, cs);
+	tee_free(t, c, stored);
 }
 
 /* ---- the purge log ----------------------------------------------------------- */
@@ -658,6 +742,8 @@ recent_add(struct mc_tier *t, const char *key, size_t klen, int64_t at)
 		r->h = h;
 		r->at = at;
 	}
+	tees_purged(t, key, klen, h);
+	objs_purged(t, key, klen, h);
 }
 
 /*
@@ -698,8 +784,8 @@ plog_incr(struct mc_tier *t, struct plog_add *a)
 	 * tell a restarted log from one that did not move (PLOG_JUMP). */
 	(void)RAND_bytes((unsigned char *)&base, sizeof(base));
 	base = (base & ((1ull << 40) - 1)) | 1;
-	return mc_client_incr(t->mc, t->plog_seq_mckey,
-	    strlen(t->plog_seq_mckey), base, a) != MC_NOJOB;
+	return mc_client_on(t->mc, a->si, MC_OP_INCR, t->plog_seq_mckey,
+	    strlen(t->plog_seq_mckey), NULL, 0, base, a) != MC_NOJOB;
 }
 
 /* A purge that could not be logged yet: retried every second, up to
@@ -728,7 +814,22 @@ plog_defer(struct mc_tier *t, struct plog_add *a)
 	t->plog_npending++;
 }
 
-/* A purge through this node: remember it, and log it for the farm. */
+/* The incr on log a->si failed (its server is down, say): the next
+ * server's log now; when every one failed, all again in a second. */
+static void
+plog_next(struct mc_tier *t, struct plog_add *a)
+{
+	while (++a->tried < t->nlogs) {
+		a->si = (a->si + 1) % t->nlogs;
+		if (plog_incr(t, a))
+			return;
+	}
+	a->tried = 0;
+	plog_defer(t, a);
+}
+
+/* A purge through this node: remember it, and log it for the farm (in
+ * the log of the server the key names, or of the next one up). */
 static void
 plog_append(struct mc_tier *t, const char *key, size_t klen)
 {
@@ -742,8 +843,10 @@ plog_append(struct mc_tier *t, const char *key, size_t klen)
 	a->at = now;
 	a->klen = klen;
 	memcpy(a->key, key, klen);
+	a->si = t->nlogs > 0 ? (unsigned)(key_hash(key, klen) % t->nlogs) : 0;
+	a->tried = 0;
 	if (!plog_incr(t, a))
-		plog_defer(t, a);
+		plog_next(t, a);
 }
 
 /* Once a second: the purges that could not be logged, again. */
@@ -757,10 +860,8 @@ plog_retry(struct mc_tier *t)
 
 		t->plog_pending = a->next;
 		t->plog_npending--;
-		if (!plog_incr(t, a)) {
-			plog_defer(t, a);
-			break;
-		}
+		if (!plog_incr(t, a))
+			plog_next(t, a);
 	}
 }
 
@@ -787,7 +888,7 @@ plog_write(struct mc_tier *t, struct plog_add *a, uint64_t seq)
 		free(buf);
 		return;
 	}
-	set_item(t, mckey, buf, len, false);
+	set_item_on(t, (int)a->si, mckey, buf, len, false);	/* by its counter */
 }
 
 /* Delete the purged key's item once more: a set of it that timed out
@@ -839,81 +940,93 @@ redelete_due(struct mc_tier *t)
 	}
 }
 
-/* Once a second: read the counter (unless a read is under way). */
+/* Once a second: read each log's counter (unless a read is under way). */
 static void
 plog_poll(struct mc_tier *t)
 {
 	plog_retry(t);
 	redelete_due(t);
-	if (!t->plog_poll || t->plog_job != 0 || t->plog_left > 0)
+	if (!t->plog_poll)
 		return;
-	t->plog_job = mc_client_get(t->mc, t->plog_seq_mckey,
-	    strlen(t->plog_seq_mckey), NULL);
-	if (t->plog_job == MC_NOJOB)
-		t->plog_job = 0;
+	for (unsigned si = 0; si < t->nlogs; si++) {
+		struct plog *l = &t->logs[si];
+
+		if (l->job != 0 || l->left > 0)
+			continue;
+		l->job = mc_client_on(t->mc, si, MC_OP_GET, t->plog_seq_mckey,
+		    strlen(t->plog_seq_mckey), NULL, 0, 0, NULL);
+		if (l->job == MC_NOJOB)
+			l->job = 0;
+	}
 }
 
-/* Ask for the records after plog_seen, up to plog_target. */
+/* Ask log si for the records after l->seen, up to l->target. */
 static void
-plog_fetch(struct mc_tier *t)
+plog_fetch(struct mc_tier *t, unsigned si)
 {
-	t->plog_n = t->plog_left = 0;
-	t->plog_first_missing = 0;
-	for (uint64_t s = t->plog_seen + 1; s <= t->plog_target &&
-	    t->plog_n < PLOG_BATCH; s++) {
+	struct plog *l = &t->logs[si];
+
+	l->n = l->left = 0;
+	l->first_missing = 0;
+	for (uint64_t s = l->seen + 1; s <= l->target && l->n < PLOG_BATCH;
+	    s++) {
 		char name[32], mckey[MC_ITEM_MCKEY_SIZE];
 		uint64_t job;
 
 		if (plog_mckey(t, s, mckey, name) < 0 ||
-		    (job = mc_client_get(t->mc, mckey, strlen(mckey), NULL)) ==
-		    MC_NOJOB)
+		    (job = mc_client_on(t->mc, si, MC_OP_GET, mckey,
+		    strlen(mckey), NULL, 0, 0, NULL)) == MC_NOJOB)
 			break;
-		t->plog[t->plog_n].job = job;
-		t->plog[t->plog_n].seq = s;
-		t->plog_n++;
-		t->plog_left++;
+		l->recs[l->n].job = job;
+		l->recs[l->n].seq = s;
+		l->n++;
+		l->left++;
 	}
 }
 
-/* The counter's value: ask for the records past what we applied. */
+/* Log si's counter: ask for the records past what we applied. */
 static void
-plog_counter(struct mc_tier *t, const struct mc_done *d)
+plog_counter(struct mc_tier *t, unsigned si, const struct mc_done *d)
 {
+	struct plog *l = &t->logs[si];
 	uint64_t n = 0;
 
-	t->plog_job = 0;
+	l->job = 0;
 	if (d->status == MC_OK) {
 		char num[24];
-		size_t l = d->vlen < sizeof(num) - 1 ? d->vlen : sizeof(num) - 1;
+		size_t k = d->vlen < sizeof(num) - 1 ? d->vlen : sizeof(num) - 1;
 
-		memcpy(num, d->value, l);
-		num[l] = '\0';
+		memcpy(num, d->value, k);
+		num[k] = '\0';
 		n = strtoull(num, NULL, 10);	/* memcached pads with spaces */
 	} else if (d->status != MC_MISS)
 		return;
-	if (!t->plog_synced) {
+	if (!l->synced) {
 		/* First read: older records are not ours to replay. */
-		t->plog_seen = n;
-		t->plog_synced = true;
+		l->seen = n;
+		l->synced = true;
 		return;
 	}
-	if (n < t->plog_seen || n - t->plog_seen > PLOG_JUMP) {
+	if (n < l->seen || n - l->seen > PLOG_JUMP) {
 		/* Another counter: its server restarted (or was flushed) and
 		 * a purge created it again at a random base, so the records
 		 * there are all newer than our last read.  Replay the last
 		 * batch of them (a drop is idempotent); missing ones are not
 		 * waited for. */
-		t->plog_seen = n > PLOG_BATCH ? n - PLOG_BATCH : 0;
-		t->plog_tries = PLOG_RETRIES;
+		l->seen = n > PLOG_BATCH ? n - PLOG_BATCH : 0;
+		l->tries = PLOG_RETRIES;
 	}
-	t->plog_target = n;
-	plog_fetch(t);
+	l->target = n;
+	plog_fetch(t, si);
 }
 
-/* A record (or its absence) arrived; the last one moves plog_seen. */
+/* A record of log si (or its absence) arrived; the last one moves
+ * l->seen. */
 static void
-plog_record(struct mc_tier *t, struct plog_get *g, const struct mc_done *d)
+plog_record(struct mc_tier *t, unsigned si, struct plog_get *g,
+    const struct mc_done *d)
 {
+	struct plog *l = &t->logs[si];
 	char name[32], mckey[MC_ITEM_MCKEY_SIZE];
 	struct mc_item_id id = { name, 0, t->secret, t->secret_len };
 	struct mc_item_view v;
@@ -936,40 +1049,44 @@ plog_record(struct mc_tier *t, struct plog_get *g, const struct mc_done *d)
 			stat(t, STAT_memcached_purges, 1);
 		} else
 			stat(t, STAT_memcached_rejected, 1);
-	} else if (t->plog_first_missing == 0 || g->seq < t->plog_first_missing)
-		t->plog_first_missing = g->seq;
-	if (--t->plog_left > 0)
+	} else if (l->first_missing == 0 || g->seq < l->first_missing)
+		l->first_missing = g->seq;
+	if (--l->left > 0)
 		return;
-	if (t->plog_first_missing != 0 && t->plog_tries < PLOG_RETRIES) {
+	if (l->first_missing != 0 && l->tries < PLOG_RETRIES) {
 		/* Its writer may not have stored it yet: next poll. */
-		t->plog_seen = t->plog_first_missing - 1;
-		t->plog_tries++;
-		t->plog_n = 0;
+		l->seen = l->first_missing - 1;
+		l->tries++;
+		l->n = 0;
 		return;
 	}
-	t->plog_seen = t->plog[t->plog_n - 1].seq;
-	t->plog_tries = 0;
-	t->plog_n = 0;
+	l->seen = l->recs[l->n - 1].seq;
+	l->tries = 0;
+	l->n = 0;
 	/* More than a batch behind: the next one now, not in a second. */
-	if (t->plog_seen < t->plog_target)
-		plog_fetch(t);
+	if (l->seen < l->target)
+		plog_fetch(t, si);
 }
 
 /* Is d the answer to a purge-log read?  Then it is handled here. */
 static bool
 plog_done(struct mc_tier *t, const struct mc_done *d)
 {
-	if (d->op != MC_OP_GET || d->cookie != NULL)
+	if (d->op != MC_OP_GET || d->cookie != NULL || d->id == 0)
 		return false;
-	if (t->plog_job != 0 && d->id == t->plog_job) {
-		plog_counter(t, d);
-		return true;
-	}
-	for (unsigned i = 0; i < t->plog_n; i++)
-		if (t->plog[i].job == d->id && d->id != 0) {
-			plog_record(t, &t->plog[i], d);
+	for (unsigned si = 0; si < t->nlogs; si++) {
+		struct plog *l = &t->logs[si];
+
+		if (l->job == d->id) {
+			plog_counter(t, si, d);
 			return true;
 		}
+		for (unsigned i = 0; i < l->n; i++)
+			if (l->recs[i].job == d->id) {
+				plog_record(t, si, &l->recs[i], d);
+				return true;
+			}
+	}
 	return false;
 }
 
@@ -1026,19 +1143,108 @@ id_of(const struct mc_tier *t, const struct creq *cs)
 	return id;
 }
 
-bool
-mc_tier_lookup(struct conn *c)
+static void
+obj_unlink(struct mc_tier *t, struct mc_obj *o)
+{
+	if (o->dead)
+		return;
+	if (o->prev != NULL)
+		o->prev->next = o->next;
+	else
+		t->objs = o->next;
+	if (o->next != NULL)
+		o->next->prev = o->prev;
+	o->prev = o->next = NULL;
+	o->dead = true;
+}
+
+static void
+obj_put(struct mc_tier *t, struct mc_obj *o)
+{
+	if (--o->refs > 0)
+		return;
+	obj_unlink(t, o);
+	fetch_free(t, o->mf);
+	free(o->body);
+	free(o->key);
+	free(o);
+}
+
+/* key was purged: its objects in memory are not shared any more (the
+ * requests serving them finish). */
+static void
+objs_purged(struct mc_tier *t, const char *key, size_t klen, uint64_t h)
+{
+	struct mc_obj *o, *next;
+
+	for (o = t->objs; o != NULL; o = next) {
+		next = o->next;
+		if (o->hash == h && o->klen == klen &&
+		    memcmp(o->key, key, klen) == 0)
+			obj_unlink(t, o);
+	}
+}
+
+/* Serve o (one more reference) to c: a hit, from memory. */
+static void
+serve_obj(struct conn *c, struct mc_obj *o)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	int64_t ttl;
+
+	o->refs++;
+	if (cs->fill.idx != 0) {
+		/* Those who joined our entry look for themselves. */
+		cache_abort(c->w->cache, &cs->fill, CF_PASS);
+		cache_release(c->w->cache, &cs->fill);
+	}
+	stat(t, STAT_memcached_hits, 1);
+	cs->mobj = o;
+	cs->mc_hit = true;
+	cs->mode = CS_READ;
+	ttl = o->meta.lifetime - cache_age(&o->meta, cs->req_time);
+	snprintf(cs->status, sizeof(cs->status), "hit; ttl=%lld; detail=memcached",
+	    (long long)(ttl > 0 ? ttl : 0));
+	cache_serve_stat(c, STAT_cache_hits, 1);
+	cache_send_begin(c, "TCP_MC_HIT");
+}
+
+/* One of this worker's objects in memory that c may be served as it is
+ * (no memcached read at all), or NULL. */
+static struct mc_obj *
+obj_find(struct mc_tier *t, struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+	uint64_t h = key_hash(cs->key, cs->key_len);
+
+	for (struct mc_obj *o = t->objs; o != NULL; o = o->next)
+		if (o->hash == h && o->klen == cs->key_len &&
+		    memcmp(o->key, cs->key, cs->key_len) == 0)
+			return cache_usable(&o->meta, &cs->q, cs->req_time) ==
+			    USE_FRESH ? o : NULL;
+	return NULL;
+}
+
+static bool
+lookup(struct conn *c, bool alone)
 {
 	struct mc_tier *t = c->w->mc;
 	struct creq *cs = &c->req->cs;
 	struct mc_item_id id;
 	struct mc_fetch *mf;
+	struct mc_obj *o;
 	unsigned bit = cs->key_len == cs->primary_len ? 1u : 2u;
 
-	if (t == NULL || cs->fill.idx == 0 || (cs->mc_tried & bit) ||
-	    cs->key_len > MC_ITEM_KEY_MAX)
+	if (t == NULL || (cs->fill.idx == 0) != alone || cs->key == NULL ||
+	    (cs->mc_tried & bit) || cs->key_len > MC_ITEM_KEY_MAX)
 		return false;
 	cs->mc_tried |= bit;
+	if ((o = obj_find(t, c)) != NULL) {
+		/* Served from memory here already: no second copy. */
+		serve_obj(c, o);
+		return true;
+	}
 	if ((mf = calloc(1, sizeof(*mf))) == NULL)
 		return false;
 	id = id_of(t, cs);
@@ -1055,6 +1261,18 @@ mc_tier_lookup(struct conn *c)
 	conn_set_deadline(c, (uint64_t)c->w->conf->memcached.timeout_ms +
 	    DEADLINE_SLACK);
 	return true;
+}
+
+bool
+mc_tier_lookup(struct conn *c)
+{
+	return lookup(c, false);
+}
+
+bool
+mc_tier_lookup_alone(struct conn *c)
+{
+	return lookup(c, true);
 }
 
 void
@@ -1160,13 +1378,28 @@ mc_tier_release(struct conn *c)
 	struct mc_tier *t = c->w->mc;
 
 	if (cs->mobj != NULL) {
-		fetch_free(t, cs->mobj->mf);
-		free(cs->mobj->body);
-		free(cs->mobj);
+		obj_put(t, cs->mobj);
 		cs->mobj = NULL;
 	}
 	if (t != NULL)
-		tee_free(t, cs);
+		tee_free(t, c, false);
+}
+
+/* May this request be served the big object of manifest v as it is?
+ * (True when its meta does not parse: promote() rejects it then.) */
+static bool
+big_usable(struct conn *c, const struct mc_item_view *v)
+{
+	struct creq *cs = &c->req->cs;
+	struct cache_meta meta;
+	const uint8_t *head;
+	uint32_t hdr_len;
+	unsigned eflags;
+
+	if (meta_get(v->meta, v->meta_len, v->body_len, &eflags, &meta, &head,
+	    &hdr_len) != 0)
+		return true;
+	return cache_usable(&meta, &cs->q, cs->req_time) == USE_FRESH;
 }
 
 /*
@@ -1183,7 +1416,6 @@ serve_memory(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
 	struct mc_tier *t = c->w->mc;
 	struct creq *cs = &c->req->cs;
 	struct mc_obj *o;
-	int64_t ttl;
 
 	if (cache_usable(meta, &cs->q, cs->req_time) != USE_FRESH) {
 		stat(t, STAT_memcached_misses, 1);
@@ -1201,7 +1433,10 @@ serve_memory(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
 		mf->charged = v->body_len;
 	}
 	if ((o = calloc(1, sizeof(*o))) == NULL ||
-	    (o->body = calloc(nbody ? nbody : 1, sizeof(*o->body))) == NULL) {
+	    (o->body = calloc(nbody ? nbody : 1, sizeof(*o->body))) == NULL ||
+	    (o->key = malloc(cs->key_len)) == NULL) {
+		if (o != NULL)
+			free(o->body);
 		free(o);
 		to_origin(c);
 		return;
@@ -1213,18 +1448,15 @@ serve_memory(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
 	o->meta = *meta;
 	o->body_len = v->body_len;
 	o->mf = mf;
+	memcpy(o->key, cs->key, cs->key_len);
+	o->klen = cs->key_len;
+	o->hash = key_hash(cs->key, cs->key_len);
+	o->next = t->objs;
+	if (t->objs != NULL)
+		t->objs->prev = o;
+	t->objs = o;
 	cs->mf = NULL;
-	cache_abort(c->w->cache, &cs->fill, CF_PASS);
-	cache_release(c->w->cache, &cs->fill);
-	stat(t, STAT_memcached_hits, 1);
-	cs->mobj = o;
-	cs->mc_hit = true;
-	cs->mode = CS_READ;
-	ttl = meta->lifetime - cache_age(meta, cs->req_time);
-	snprintf(cs->status, sizeof(cs->status), "hit; ttl=%lld; detail=memcached",
-	    (long long)(ttl > 0 ? ttl : 0));
-	cache_serve_stat(c, STAT_cache_hits, 1);
-	cache_send_begin(c, "TCP_MC_HIT");
+	serve_obj(c, o);
 }
 
 /*
@@ -1259,6 +1491,12 @@ promote(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
 	}
 	if (v->body_len > c->w->conf->cache.max_object_size && eflags == 0) {
 		serve_memory(c, mf, v, &meta, head, hdr_len, body, nbody);
+		return;
+	}
+	if (cs->fill.idx == 0) {
+		/* A lookup without an entry is for big objects only. */
+		stat(c->w->mc, STAT_memcached_misses, 1);
+		to_origin(c);
 		return;
 	}
 	if (cache_append(cache, &cs->fill, head, hdr_len) != 0)
@@ -1353,7 +1591,17 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len,
 		return;
 	}
 	/* A manifest: fetch every chunk, all at once, if the worker's
-	 * budget for chunked lookups allows (else the origin it is). */
+	 * budget for chunked lookups allows (else the origin it is).  An
+	 * object too large for shm that this request cannot use as it is
+	 * (stale, or no-cache asked) is not read at all: only a fresh one
+	 * is ever served from memory. */
+	if (v.body_len > c->w->conf->cache.max_object_size &&
+	    !big_usable(c, &v)) {
+		free(item);
+		stat(t, STAT_memcached_misses, 1);
+		to_origin(c);
+		return;
+	}
 	if (t->lookup_bytes + v.body_len > t->big_max) {
 		free(item);
 		stat(t, STAT_memcached_dropped, 1);
@@ -1450,7 +1698,7 @@ mc_tier_ready(struct mc_tier *t)
 				redelete_later(t, d.cookie);
 			} else {
 				stat(t, STAT_memcached_errors, 1);
-				plog_defer(t, d.cookie);	/* next second */
+				plog_next(t, d.cookie);	/* the next log */
 			}
 			continue;
 		}

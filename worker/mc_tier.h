@@ -49,6 +49,11 @@ void mc_tier_gauges(struct mc_tier *t);
  * origin.  False: go to the origin now.
  */
 bool mc_tier_lookup(struct conn *c);
+/* The same without an entry (a request that joined a fill its leader
+ * gave up with CF_PASS, as it does when it serves an object too large
+ * for shm from memory): only such an object is served; anything else
+ * goes to the origin, uncached.  False: go to the origin now. */
+bool mc_tier_lookup_alone(struct conn *c);
 /* C_MC's deadline passed: give the lookup up, go to the origin. */
 void mc_tier_timeout(struct conn *c);
 /* The request ends: forget its lookup (nothing comes back for it). */

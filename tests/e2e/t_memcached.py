@@ -172,13 +172,19 @@ def need():
 
 
 def node(servers, mode="shared", size="32M", max_object="1M", timeout_ms=100, workers=2,
-         extra=None):
+         extra=None, no_quarantine=False):
+    """A sluice node on these memcached servers; no_quarantine: an ASan
+    build keeps no freed memory back (for cases that measure memory)."""
     conf = {"cache": {"size": size, "max_object_size": max_object},
             "memcached": {"servers": [m.addr() for m in servers], "mode": mode,
                           "timeout_ms": timeout_ms, "secret": SECRET}}
     if extra:
         conf = merge(conf, extra)
-    sl = admin_sluice(conf=conf, workers=workers)
+    sl = admin_sluice(conf=conf, workers=workers, start=False)
+    if no_quarantine:
+        sl.env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "detect_leaks=1") +
+                      ":quarantine_size_mb=0")
+    sl.start()
     on_exit(sl.stop)
     return sl
 
@@ -426,6 +432,142 @@ def _():
     expect_body(r, big, "A from memcached")
     expect("hit; ttl=" in (r.header("Cache-Status") or "") and
            "detail=memcached" in (r.header("Cache-Status") or ""), "A: from memcached", r)
+
+
+def range_origin(objs):
+    """An origin that answers Range (one range, "bytes=a-b") with 206."""
+    def fn(req, c):
+        path = req.target.split("://", 1)[-1]
+        path = path[path.find("/"):]
+        b = objs[path]
+        h = [("Cache-Control", "max-age=3600"), ("ETag", '"e1"')]
+        rg = req.header("Range")
+        if rg and rg.startswith("bytes=") and "," not in rg:
+            a, _, z = rg[6:].partition("-")
+            if a.isdigit() and z.isdigit() and int(a) <= int(z) < len(b):
+                return response(206, b[int(a):int(z) + 1], h + [
+                    ("Content-Range", "bytes %s-%s/%d" % (a, z, len(b)))], reason="Partial Content")
+        return response(200, b, h)
+    return new_origin(serve(fn))
+
+
+@case("big objects whose copy cannot be stored (no server up; a Range client left) leave a "
+      "hit-for-pass marker: later Range requests reach the origin with their Range")
+def _():
+    need()
+    m = Memcached(mem_mb=128)
+    a, = big_nodes([m], "shared")[:1]
+    big = blob(3 * 1024 * 1024, 41)
+    objs = {"/down": big, "/left": big}
+    o = range_origin(objs)
+    # memcached down: nothing is copied
+    m.kill()
+    expect(poll(lambda: servers_up(a) == 0, timeout=5), "servers_up did not drop")
+    expect_body(fetch(a, o.url("/down")), big, "first")
+    r = fetch(a, o.url("/down"), headers=[("Range", "bytes=100-199")])
+    expect_eq(r.status, 206, "Range with memcached down", r)
+    expect(r.body == big[100:200], "Range bytes")
+    expect_eq(o.requests[-1].header("Range"), "bytes=100-199", "Range at the origin")
+    # memcached up; a client asks for a range, reads a little and leaves
+    m.start()
+    expect(poll(lambda: servers_up(a) == 1, timeout=8), "servers_up did not return")
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(build("GET", o.url("/left"), [("Range", "bytes=0-99")]))
+    s.recv(400)
+    s.close()
+    time.sleep(0.5)
+    expect_eq(totals(a)["memcached_stores"], 0, "stores after the client left")
+    for i in range(3):
+        r = fetch(a, o.url("/left"), headers=[("Range", "bytes=%d-%d" % (i, i + 9))])
+        expect_eq(r.status, 206, "Range %d after the client left" % i, r)
+        expect(r.body == big[i:i + 10], "Range %d bytes" % i)
+        expect_eq(o.requests[-1].header("Range"), "bytes=%d-%d" % (i, i + 9),
+                  "Range %d at the origin" % i)
+
+
+@case("big objects: concurrent requests for one in memcached are all served from memcached "
+      "(none goes to the origin)")
+def _():
+    need()
+    m = Memcached(mem_mb=128)
+    a, b = big_nodes([m], "shared")
+    big = blob(6 * 1024 * 1024, 51)	# 10 at once fit one worker's budget
+    o = store_origin({"/pop": big})
+    expect_body(fetch(a, o.url("/pop")), big, "A")
+    wait_counter(a, "memcached_stores", 1)
+    res = []
+
+    def one():
+        r = fetch(b, o.url("/pop"), timeout=60)
+        res.append((r.status == 200 and r.body == big, r.header("Cache-Status") or ""))
+    for _round in range(3):
+        ths = [threading.Thread(target=one) for _i in range(10)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+    expect(all(ok for ok, _cs in res) and len(res) == 30, "bodies: %r" % res)
+    expect_eq(o.nreq, 1, "origin requests (only A's first)")
+    expect_eq(totals(b)["memcached_hits"], 30, "B memcached_hits")
+
+
+@case("big objects: a stale one, or a request with no-cache, reads the manifest and no chunk")
+def _():
+    need()
+    m = Memcached(mem_mb=128)
+    a, b = big_nodes([m], "shared")
+    big = blob(4 * 1024 * 1024, 61)
+    o = store_origin({"/nc": big}, cc="max-age=3600")
+    expect_body(fetch(a, o.url("/nc")), big, "A")
+    wait_counter(a, "memcached_stores", 1)
+    g0 = int(m.stats()["get_hits"])
+    r = fetch(b, o.url("/nc"), headers=[("Cache-Control", "no-cache")])
+    expect_body(r, big, "B no-cache")
+    expect("hit" not in (r.header("Cache-Status") or ""), "no-cache served a hit", r)
+    expect_eq(int(m.stats()["get_hits"]) - g0, 1, "memcached get hits (the manifest only)")
+    expect_eq(o.nreq, 2, "origin requests")
+
+
+@case("big objects: a PURGE while a slow client still receives the purged body: that body "
+      "is never stored (also after the node forgot the purge, 60 s on)")
+def _():
+    need()
+    m = Memcached(mem_mb=128)
+    v1, v2 = blob(12 * 1024 * 1024, 71), blob(12 * 1024 * 1024, 72)
+    objs = {"/slow": v1}
+    # a body transfer may idle 120 s (the slow client pauses 61 s)
+    a = node([m], size="32M", max_object="1M", extra={
+        "memcached": {"max_object_size": "16M"}, "timeouts": {"idle": 120}})
+
+    def patient(req, c):
+        c.sock.settimeout(None)		# waits as long as the slow client
+        c.send(response(200, objs["/slow"], [("Cache-Control", "max-age=3600")]))
+    o = new_origin(serve(patient))
+    x = socket.socket()
+    x.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    x.connect(("127.0.0.1", a.port))
+    x.sendall(build("GET", o.url("/slow")))
+    got = x.recv(65536)
+    objs["/slow"] = v2
+    expect_in(fetch(a, o.url("/slow"), method="PURGE").status, (200, 404), "PURGE")
+    time.sleep(1.1)		# a copy fetched in the purge's second is not stored
+    r = fetch(a, o.url("/slow"))
+    expect_body(r, v2, "after the PURGE")
+    wait_counter(a, "memcached_stores", 1)
+    time.sleep(61)
+    while True:
+        d = x.recv(1 << 20)
+        if not d:
+            break
+        got += d
+        if len(got) >= len(v1) + 200 and got.endswith(v1[-100:]):
+            break
+    x.close()
+    expect(got.endswith(v1[-100:]), "the slow client did not get v1 whole")
+    time.sleep(0.5)
+    expect_eq(totals(a)["memcached_stores"], 1, "stores (v2 only)")
+    r = fetch(a, o.url("/slow"))
+    expect_body(r, v2, "after the slow client finished")
 
 
 def poison_setup():

@@ -320,6 +320,57 @@ test_check_hook(void **state)
 	mc_stop(pid);
 }
 
+/* mc_client_on: the job goes to the server named, whatever the key
+ * hashes to; the same key can live on both; a bad index is refused. */
+static void
+test_on_server(void **state)
+{
+	unsigned short ports[2];
+	pid_t pids[2];
+	struct mc_client *mc;
+	struct mc_done d;
+	const char *key = "placed";
+	int home;
+
+	(void)state;
+	skip_unless_ready();
+	ports[0] = free_port();
+	pids[0] = mc_start(ports[0]);
+	ports[1] = free_port();
+	pids[1] = mc_start(ports[1]);
+	mc = client(ports, 2, 500, 2);
+	assert_int_equal(mc_client_nservers(mc), 2);
+	home = mc_client_server_of(mc, key, strlen(key));
+	/* on the other server than the key's */
+	d = sync_done(mc, mc_client_on(mc, (unsigned)(1 - home), MC_OP_SET, key,
+	    strlen(key), strdup("there"), 5, 0, NULL), 3000);
+	assert_int_equal(d.status, MC_OK);
+	assert_int_equal(curr_items(ports[1 - home]), 1);
+	assert_int_equal(curr_items(ports[home]), 0);
+	d = sync_done(mc, mc_client_get(mc, key, strlen(key), NULL), 3000);
+	assert_int_equal(d.status, MC_MISS);
+	d = sync_done(mc, mc_client_on(mc, (unsigned)(1 - home), MC_OP_GET, key,
+	    strlen(key), NULL, 0, 0, NULL), 3000);
+	assert_int_equal(d.status, MC_OK);
+	assert_int_equal(d.vlen, 5);
+	assert_memory_equal(d.value, "there", 5);
+	free(d.value);
+	/* incr on each: two counters of one name */
+	for (unsigned si = 0; si < 2; si++) {
+		d = sync_done(mc, mc_client_on(mc, si, MC_OP_INCR, "ctr", 3, NULL,
+		    0, 100 + si, NULL), 3000);
+		assert_int_equal(d.status, MC_OK);
+		assert_int_equal(d.num, 100 + si);
+	}
+	assert_true(mc_client_on(mc, 2, MC_OP_GET, key, strlen(key), NULL, 0,
+	    0, NULL) == MC_NOJOB);
+	assert_true(mc_client_on(mc, 7, MC_OP_SET, key, strlen(key),
+	    strdup("x"), 1, 0, NULL) == MC_NOJOB);	/* freed, not leaked */
+	mc_client_free(mc);
+	mc_stop(pids[0]);
+	mc_stop(pids[1]);
+}
+
 /* set_take: the client owns the buffer (no copy, freed on every path);
  * incr: creates at 1, then counts; the value reads back as decimal. */
 static void
@@ -934,6 +985,7 @@ main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_take_and_incr),
 		cmocka_unit_test(test_check_hook),
+		cmocka_unit_test(test_on_server),
 		cmocka_unit_test(test_key_order),
 		cmocka_unit_test(test_mixed_batch),
 		cmocka_unit_test(test_miss_delete),
