@@ -1170,6 +1170,18 @@ cache_invalidate(struct cache *c, const char *key, size_t klen)
 	return n > 0;
 }
 
+uint32_t
+cache_inval_gen(struct cache *c, const char *key, size_t klen)
+{
+	uint64_t h[2];
+
+	if (c == NULL)
+		return 0;
+	cache_key_hash(c, key, klen, h);
+	return __atomic_load_n(&stripe_of_bucket(c, (uint32_t)(h[0] &
+	    (c->h->nbuckets - 1)))->inval_gen, __ATOMIC_ACQUIRE);
+}
+
 /* ---- eviction ----------------------------------------------------------- */
 
 /* CLOCK: evict one complete, unreferenced entry; 0, or ENOSPC after two

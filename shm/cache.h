@@ -184,6 +184,10 @@ int cache_commit(struct cache *c, struct cache_ref *ref);
  * they get all of it (it is never stored): 1.  With no other reader: 0,
  * and the caller abandons it. */
 int cache_oversize(struct cache *c, struct cache_ref *ref);
+/* The invalidation count of key's stripe, which every cache_invalidate
+ * of a key of that stripe moves (in any worker): a copy of key made
+ * outside the cache is still current while it has not moved. */
+uint32_t cache_inval_gen(struct cache *c, const char *key, size_t klen);
 /* Writer: give up (flags CF_ABORTED or CF_PASS); waiters are told. */
 void cache_abort(struct cache *c, struct cache_ref *ref, unsigned flags);
 /* Drop a reference (reader or writer; a writer's unfinished entry is

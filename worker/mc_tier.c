@@ -115,7 +115,8 @@ struct plog {
 	uint64_t job;			/* counter read in flight, 0 none */
 	struct plog_get recs[PLOG_BATCH];
 	unsigned n, left;		/* records asked for, not answered */
-	uint64_t first_missing;		/* 0 none */
+	uint64_t first_missing;		/* 0 none (absent: the writer may be late) */
+	uint64_t first_failed;		/* 0 none (a read that failed: again) */
 	unsigned tries;
 	uint64_t target;		/* the counter's last value read */
 };
@@ -161,6 +162,8 @@ struct plog_add {
 struct mc_set {
 	size_t bytes;
 	bool whole;			/* object or manifest (not a chunk) */
+	struct plog_add *purge;		/* a purge record: logged elsewhere if
+					   this set fails */
 };
 
 /* A lookup in flight (struct creq's mf). */
@@ -174,6 +177,7 @@ struct mc_fetch {
 	void **items;			/* chunk items */
 	size_t *lens;
 	int *checks;			/* the client thread's HMAC check */
+	uint32_t gen;			/* cache_inval_gen() when it began */
 	char mckey[MC_ITEM_MCKEY_SIZE];
 };
 
@@ -187,6 +191,8 @@ struct mc_obj {
 	uint64_t hash;			/* key_hash() of key */
 	char *key;
 	size_t klen;
+	uint32_t gen;			/* cache_inval_gen() when its read began */
+	uint8_t nonce[MC_ITEM_NONCE_LEN];	/* its manifest's */
 	struct mc_fetch *mf;		/* owns the items and the budget charge */
 	const uint8_t *head;		/* inside an item */
 	uint32_t hdr_len;
@@ -417,19 +423,23 @@ mc_tier_gauges(struct mc_tier *t)
 /* ---- stores ---------------------------------------------------------------- */
 
 /* Hand one sealed item to the threads (takes buf). */
+static void plog_next(struct mc_tier *t, struct plog_add *a);
+
 static void
 set_item_on(struct mc_tier *t, int on, const char *mckey, void *buf,
-    size_t len, bool whole)
+    size_t len, bool whole, struct plog_add *purge)
 {
 	struct mc_set *s = malloc(sizeof(*s));
 	uint64_t job;
 
 	if (s == NULL) {
 		free(buf);
+		free(purge);
 		return;
 	}
 	s->bytes = len;
 	s->whole = whole;
+	s->purge = purge;
 	job = on < 0 ?
 	    mc_client_set_take(t->mc, mckey, strlen(mckey), buf, len, 0, s) :
 	    mc_client_on(t->mc, (unsigned)on, MC_OP_SET, mckey, strlen(mckey),
@@ -437,6 +447,8 @@ set_item_on(struct mc_tier *t, int on, const char *mckey, void *buf,
 	if (job == MC_NOJOB) {
 		free(s);
 		stat(t, STAT_memcached_errors, 1);
+		if (purge != NULL)
+			plog_next(t, purge);
 		return;
 	}
 	t->queued += len;
@@ -446,7 +458,7 @@ static void
 set_item(struct mc_tier *t, const char *mckey, void *buf, size_t len,
     bool whole)
 {
-	set_item_on(t, -1, mckey, buf, len, whole);
+	set_item_on(t, -1, mckey, buf, len, whole, NULL);
 }
 
 /* Where a stored object's bytes come from: a shm entry, or memory
@@ -783,7 +795,9 @@ plog_incr(struct mc_tier *t, struct plog_add *a)
 	/* A counter created anew starts at a random number: a reader can
 	 * tell a restarted log from one that did not move (PLOG_JUMP). */
 	(void)RAND_bytes((unsigned char *)&base, sizeof(base));
-	base = (base & ((1ull << 40) - 1)) | 1;
+	/* Its low 20 bits zero: a reader that finds a new counter knows
+	 * where its records begin (PLOG_JUMP). */
+	base = ((base & ((1ull << 20) - 1)) | 1) * PLOG_JUMP;
 	return mc_client_on(t->mc, a->si, MC_OP_INCR, t->plog_seq_mckey,
 	    strlen(t->plog_seq_mckey), NULL, 0, base, a) != MC_NOJOB;
 }
@@ -873,6 +887,7 @@ plog_write(struct mc_tier *t, struct plog_add *a, uint64_t seq)
 	struct mc_item_id id = { name, 0, t->secret, t->secret_len };
 	size_t size, len, po;
 	uint8_t *buf;
+	struct plog_add *again;
 
 	if (plog_mckey(t, seq, mckey, name) < 0)
 		return;
@@ -884,11 +899,16 @@ plog_write(struct mc_tier *t, struct plog_add *a, uint64_t seq)
 	be_put64(buf + po, (uint64_t)a->at);
 	memcpy(buf + po + 8, a->key, a->klen);
 	if (mc_item_encode_object(buf, size, &len, &id, NULL, 0, buf + po,
-	    8 + a->klen) != 0) {
+	    8 + a->klen) != 0 ||
+	    (again = malloc(sizeof(*again) + a->klen)) == NULL) {
 		free(buf);
 		return;
 	}
-	set_item_on(t, (int)a->si, mckey, buf, len, false);	/* by its counter */
+	/* By its counter.  If the record cannot be stored there, the purge
+	 * goes to the next server's log (its number here stays empty). */
+	memcpy(again, a, sizeof(*again) + a->klen);
+	again->next = NULL;
+	set_item_on(t, (int)a->si, mckey, buf, len, false, again);
 }
 
 /* Delete the purged key's item once more: a set of it that timed out
@@ -967,7 +987,7 @@ plog_fetch(struct mc_tier *t, unsigned si)
 	struct plog *l = &t->logs[si];
 
 	l->n = l->left = 0;
-	l->first_missing = 0;
+	l->first_missing = l->first_failed = 0;
 	for (uint64_t s = l->seen + 1; s <= l->target && l->n < PLOG_BATCH;
 	    s++) {
 		char name[32], mckey[MC_ITEM_MCKEY_SIZE];
@@ -1007,14 +1027,12 @@ plog_counter(struct mc_tier *t, unsigned si, const struct mc_done *d)
 		l->synced = true;
 		return;
 	}
-	if (n < l->seen || n - l->seen > PLOG_JUMP) {
-		/* Another counter: its server restarted (or was flushed) and
-		 * a purge created it again at a random base, so the records
-		 * there are all newer than our last read.  Replay the last
-		 * batch of them (a drop is idempotent); missing ones are not
-		 * waited for. */
-		l->seen = n > PLOG_BATCH ? n - PLOG_BATCH : 0;
-		l->tries = PLOG_RETRIES;
+	if (n < l->seen || n - l->seen >= PLOG_JUMP) {
+		/* Another counter: new, or its server restarted (or was
+		 * flushed) and a purge created it again, at a random base
+		 * whose low bits are zero.  Its records are all newer than
+		 * our last read: read them from that base. */
+		l->seen = n >= PLOG_JUMP ? (n & ~(uint64_t)(PLOG_JUMP - 1)) - 1 : 0;
 	}
 	l->target = n;
 	plog_fetch(t, si);
@@ -1049,16 +1067,34 @@ plog_record(struct mc_tier *t, unsigned si, struct plog_get *g,
 			stat(t, STAT_memcached_purges, 1);
 		} else
 			stat(t, STAT_memcached_rejected, 1);
-	} else if (l->first_missing == 0 || g->seq < l->first_missing)
-		l->first_missing = g->seq;
+	} else if (d->status == MC_MISS) {
+		if (l->first_missing == 0 || g->seq < l->first_missing)
+			l->first_missing = g->seq;
+	} else if (l->first_failed == 0 || g->seq < l->first_failed)
+		l->first_failed = g->seq;
 	if (--l->left > 0)
 		return;
-	if (l->first_missing != 0 && l->tries < PLOG_RETRIES) {
-		/* Its writer may not have stored it yet: next poll. */
-		l->seen = l->first_missing - 1;
-		l->tries++;
-		l->n = 0;
-		return;
+	{
+		uint64_t stop = 0;
+		bool wait = false;
+
+		if (l->first_missing != 0 && l->tries < PLOG_RETRIES) {
+			/* Its writer may not have stored it yet. */
+			stop = l->first_missing;
+			wait = true;
+		}
+		if (l->first_failed != 0 && (stop == 0 || l->first_failed < stop)) {
+			/* Not read (a timeout, the server down): read again,
+			 * never skipped for it. */
+			stop = l->first_failed;
+			wait = false;
+		}
+		if (stop != 0) {
+			l->seen = stop - 1;	/* the records before it are done */
+			l->tries += wait;
+			l->n = 0;
+			return;
+		}
 	}
 	l->seen = l->recs[l->n - 1].seq;
 	l->tries = 0;
@@ -1210,17 +1246,27 @@ serve_obj(struct conn *c, struct mc_obj *o)
 	cache_send_begin(c, "TCP_MC_HIT");
 }
 
-/* One of this worker's objects in memory that c may be served as it is
- * (no memcached read at all), or NULL. */
+/*
+ * One of this worker's objects in memory that is the very version the
+ * manifest just read names (nonce), not invalidated in this node since
+ * its read began nor since this lookup began (gen: a purge through any
+ * worker moves it), and that c may be served as it is; or NULL.  Then
+ * the chunks need not be read again.
+ */
 static struct mc_obj *
-obj_find(struct mc_tier *t, struct conn *c)
+obj_match(struct mc_tier *t, struct conn *c, const uint8_t *nonce,
+    uint32_t gen)
 {
 	struct creq *cs = &c->req->cs;
 	uint64_t h = key_hash(cs->key, cs->key_len);
 
+	if (cache_inval_gen(c->w->cache, cs->key, cs->key_len) != gen)
+		return NULL;
 	for (struct mc_obj *o = t->objs; o != NULL; o = o->next)
 		if (o->hash == h && o->klen == cs->key_len &&
-		    memcmp(o->key, cs->key, cs->key_len) == 0)
+		    memcmp(o->key, cs->key, cs->key_len) == 0 &&
+		    o->gen == gen &&
+		    memcmp(o->nonce, nonce, MC_ITEM_NONCE_LEN) == 0)
 			return cache_usable(&o->meta, &cs->q, cs->req_time) ==
 			    USE_FRESH ? o : NULL;
 	return NULL;
@@ -1233,20 +1279,15 @@ lookup(struct conn *c, bool alone)
 	struct creq *cs = &c->req->cs;
 	struct mc_item_id id;
 	struct mc_fetch *mf;
-	struct mc_obj *o;
 	unsigned bit = cs->key_len == cs->primary_len ? 1u : 2u;
 
 	if (t == NULL || (cs->fill.idx == 0) != alone || cs->key == NULL ||
 	    (cs->mc_tried & bit) || cs->key_len > MC_ITEM_KEY_MAX)
 		return false;
 	cs->mc_tried |= bit;
-	if ((o = obj_find(t, c)) != NULL) {
-		/* Served from memory here already: no second copy. */
-		serve_obj(c, o);
-		return true;
-	}
 	if ((mf = calloc(1, sizeof(*mf))) == NULL)
 		return false;
+	mf->gen = cache_inval_gen(c->w->cache, cs->key, cs->key_len);
 	id = id_of(t, cs);
 	if (mc_item_mckey(mf->mckey, &id) < 0 ||
 	    (mf->job = mc_client_get(t->mc, mf->mckey, strlen(mf->mckey), c)) ==
@@ -1417,7 +1458,9 @@ serve_memory(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
 	struct creq *cs = &c->req->cs;
 	struct mc_obj *o;
 
-	if (cache_usable(meta, &cs->q, cs->req_time) != USE_FRESH) {
+	if (cache_usable(meta, &cs->q, cs->req_time) != USE_FRESH ||
+	    cache_inval_gen(c->w->cache, cs->key, cs->key_len) != mf->gen) {
+		/* Stale, or purged (here) while we read it. */
 		stat(t, STAT_memcached_misses, 1);
 		to_origin(c);
 		return;
@@ -1451,10 +1494,18 @@ serve_memory(struct conn *c, struct mc_fetch *mf, const struct mc_item_view *v,
 	memcpy(o->key, cs->key, cs->key_len);
 	o->klen = cs->key_len;
 	o->hash = key_hash(cs->key, cs->key_len);
-	o->next = t->objs;
-	if (t->objs != NULL)
-		t->objs->prev = o;
-	t->objs = o;
+	o->gen = mf->gen;
+	if (v->kind == MC_ITEM_MANIFEST) {
+		/* Shared with later requests that find the same manifest;
+		 * an older version of the key is not any more. */
+		memcpy(o->nonce, v->nonce, MC_ITEM_NONCE_LEN);
+		objs_purged(t, o->key, o->klen, o->hash);
+		o->next = t->objs;
+		if (t->objs != NULL)
+			t->objs->prev = o;
+		t->objs = o;
+	} else
+		o->dead = true;		/* one item: read again each time */
 	cs->mf = NULL;
 	serve_obj(c, o);
 }
@@ -1572,6 +1623,7 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len,
 	struct creq *cs = &c->req->cs;
 	struct mc_item_id id = id_of(t, cs);
 	struct mc_item_view v;
+	struct mc_obj *o;
 	struct iovec iov;
 	int rc;
 
@@ -1595,11 +1647,21 @@ got_item(struct conn *c, struct mc_fetch *mf, void *item, size_t len,
 	 * object too large for shm that this request cannot use as it is
 	 * (stale, or no-cache asked) is not read at all: only a fresh one
 	 * is ever served from memory. */
-	if (v.body_len > c->w->conf->cache.max_object_size &&
-	    !big_usable(c, &v)) {
+	if ((v.body_len > c->w->conf->cache.max_object_size &&
+	    !big_usable(c, &v)) || (cs->fill.idx == 0 &&
+	    v.body_len <= c->w->conf->cache.max_object_size)) {
+		/* (A lookup without an entry serves big objects only.) */
 		free(item);
 		stat(t, STAT_memcached_misses, 1);
 		to_origin(c);
+		return;
+	}
+	if (v.body_len > c->w->conf->cache.max_object_size &&
+	    (o = obj_match(t, c, v.nonce, mf->gen)) != NULL) {
+		/* This version is in memory here already. */
+		free(item);
+		mc_tier_cancel(c);
+		serve_obj(c, o);
 		return;
 	}
 	if (t->lookup_bytes + v.body_len > t->big_max) {
@@ -1718,6 +1780,10 @@ mc_tier_ready(struct mc_tier *t)
 				stat(t, STAT_memcached_errors, 1);
 			else if (s->whole)
 				stat(t, STAT_memcached_stores, 1);
+			if (s->purge != NULL && d.status != MC_OK)
+				plog_next(t, s->purge);
+			else
+				free(s->purge);
 			free(s);
 		} else if (d.op == MC_OP_DELETE && d.status != MC_OK &&
 		    d.status != MC_MISS)

@@ -61,7 +61,7 @@ QUIET = ("getq", "getkq", "setq", "deleteq", "incrq", "quitq")
 ST_OK, ST_ENOENT, ST_EINVAL, ST_UNKNOWN = 0x0000, 0x0001, 0x0004, 0x0081
 
 MODES = ("long", "short", "truncate", "opaque", "magic", "garbage", "trickle", "stall",
-         "late", "swap", "huge", "bigkey", "reset")
+         "late", "swap", "huge", "bigkey", "reset", "enomem")
 
 
 class _Abort(Exception):
@@ -330,6 +330,10 @@ class FakeMC:
         if mode == "reset":
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
+        if mode == "enomem":
+            # a well-formed refusal, not stored (memcached -M when full)
+            s.sendall(_res(op, 0x0082, opaque, value=b"Out of memory"))
+            return True
         raise AssertionError(mode)
 
     def _hold(self, s, seconds):

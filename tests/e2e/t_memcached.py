@@ -457,7 +457,7 @@ def _():
     need()
     m = Memcached(mem_mb=128)
     a, = big_nodes([m], "shared")[:1]
-    big = blob(3 * 1024 * 1024, 41)
+    big = blob(8 * 1024 * 1024, 41)	# more than the socket buffers hold
     objs = {"/down": big, "/left": big}
     o = range_origin(objs)
     # memcached down: nothing is copied
@@ -471,7 +471,9 @@ def _():
     # memcached up; a client asks for a range, reads a little and leaves
     m.start()
     expect(poll(lambda: servers_up(a) == 1, timeout=8), "servers_up did not return")
-    s = socket.create_connection(("127.0.0.1", a.port))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.connect(("127.0.0.1", a.port))
     s.sendall(build("GET", o.url("/left"), [("Range", "bytes=0-99")]))
     s.recv(400)
     s.close()

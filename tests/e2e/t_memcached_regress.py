@@ -28,6 +28,8 @@ import t_memcached as T        # helpers; its own cases are not run here
 del harness._registry[_n0:]
 import socket
 
+import fakemc
+
 
 class Throttle:
     """A TCP proxy in front of memcached whose client->server direction
@@ -310,6 +312,174 @@ def _():
     # 288 MiB of bodies asked for at once; the lookup budget holds 64 MiB
     # of them in memory (the rest go to the origin), and shm is 32 MiB
     expect(h1 - h0 < 140, "worker peak grew by %d MiB" % (h1 - h0))
+
+
+# ---------------------------------------------------------------------------
+# the second review: big objects shared in memory, and the purge logs
+
+for _down in (False, True):
+    @case("r9 a PURGE through one worker: another worker of the node that shares the big "
+          "object in memory stops serving it (memcached %s)" % ("down" if _down else "up"))
+    def _(down=_down):
+        T.need()
+        m = T.Memcached(mem_mb=256)
+        mx = {"memcached": {"max_object_size": "16M"}}
+        a = T.node([m], size="32M", max_object="1M", extra=mx, workers=1)
+        b = T.node([m], size="32M", max_object="1M", extra=mx, workers=2)
+        v1 = T.blob(8 * 1024 * 1024, 1)
+        objs = {"/o": v1}
+        o = T.store_origin(objs)
+        u = o.url("/o")
+        T.expect_body(T.fetch(a, u), v1, "A fill")
+        T.wait_counter(a, "memcached_stores", 1)
+        slow = []
+        for _i in range(8):                  # both workers hold a copy
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            s.connect(("127.0.0.1", b.port))
+            s.sendall(build("GET", u))
+            s.recv(1000)
+            slow.append(s)
+        if down:
+            m.kill()
+            expect(poll(lambda: T.servers_up(b) == 0, timeout=5), "servers_up did not drop")
+        objs["/o"] = T.blob(8 * 1024 * 1024, 2)
+        expect_in(T.fetch(b, u, method="PURGE").status, (200, 404), "PURGE")
+        t0 = time.monotonic()
+        old = n = 0
+        while time.monotonic() - t0 < (4 if down else 0.8):
+            n += 1
+            old += T.fetch(b, u).body == v1
+        for s in slow:
+            s.close()
+        print("# %d of %d GETs after the PURGE got the purged body" % (old, n))
+        expect(old == 0, "%d/%d GETs on the purging node got the purged object" % (old, n))
+
+
+@case("r10 a no-cache reload stores v2: a worker that shares v1 in memory serves v2 after it")
+def _():
+    T.need()
+    m = T.Memcached(mem_mb=256)
+    mx = {"memcached": {"max_object_size": "16M"}}
+    b = T.node([m], size="32M", max_object="1M", extra=mx, workers=1)
+    v1 = T.blob(6 * 1024 * 1024, 1)
+    objs = {"/o": v1}
+    o = T.store_origin(objs)
+    u = o.url("/o")
+    T.expect_body(T.fetch(b, u), v1, "fill")
+    T.wait_counter(b, "memcached_stores", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.connect(("127.0.0.1", b.port))
+    s.sendall(build("GET", u))
+    s.recv(1000)                      # the worker holds v1 for this slow client
+    objs["/o"] = v2 = T.blob(6 * 1024 * 1024, 2)
+    time.sleep(1.1)                   # (not in the second of a purge)
+    T.expect_body(T.fetch(b, u, headers=[("Cache-Control", "no-cache")]), v2, "reload")
+    T.wait_counter(b, "memcached_stores", 2)
+    bad = sum(T.fetch(b, u).body == v1 for _i in range(5))
+    s.close()
+    expect(bad == 0, "the replaced v1 was served %d/5 times after v2 was stored" % bad)
+
+
+def post_origin(state):
+    def fn(req, c):
+        if req.method == "POST":
+            return response(200, b"ok", [("Cache-Control", "no-store")])
+        return response(200, b"v%d" % state["v"], [("Cache-Control", "max-age=3600")])
+    return new_origin(serve(fn))
+
+
+for _restart in (False, True):
+    @case("r11 a purge and 300 more records on a %s log all reach the other node" %
+          ("restarted" if _restart else "new"))
+    def _(restart=_restart):
+        T.need()
+        m = T.Memcached()
+        a, b = T.node([m], workers=1), T.node([m], workers=1)
+        state = {"v": 1}
+        o = post_origin(state)
+        u = o.url("/item")
+        if restart:
+            T.fetch(a, o.url("/warm"), method="PURGE")     # the log exists, B read it
+            time.sleep(1.5)
+        T.fetch(b, u)
+        expect_eq(T.fetch(b, u).body, b"v1", "B cached v1")
+        if restart:
+            m.kill()
+            m.start()
+            expect(poll(lambda: T.servers_up(a) == 1 and T.servers_up(b) == 1, timeout=10),
+                   "servers_up")
+        time.sleep(1.5)
+        state["v"] = 2
+        expect_in(T.fetch(a, u, method="PURGE").status, (200, 404), "PURGE via A")
+
+        def w(k):
+            c = Client(a.port)
+            for i in range(k, 300, 8):
+                c.send(build("POST", o.url("/api/%d" % i), body=b"x"))
+                c.read_response(method="POST")
+        ths = [threading.Thread(target=w, args=(k,)) for k in range(8)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        ok = poll(lambda: T.fetch(b, u).body == b"v2", timeout=6, interval=0.3)
+        expect(ok, "B still serves the purged v1 (purges applied: %d)" %
+               T.totals(b)["memcached_purges"])
+
+
+@case("r12 a purge record the server refuses (out of memory): the purge is logged on the "
+      "other server and reaches the other node")
+def _():
+    T.need()
+    f1, f2 = fakemc.FakeMC(), fakemc.FakeMC()
+    on_exit(f1.stop)
+    on_exit(f2.stop)
+    a, b = T.node([f1, f2], workers=1), T.node([f1, f2], workers=1)
+    state = {"v": 1}
+    o = new_origin(serve(lambda req, c: response(200, b"v%d" % state["v"],
+                                                   [("Cache-Control", "max-age=3600")])))
+    u = o.url("/k")
+    T.fetch(a, u, method="PURGE")                 # creates the counter of /k's log
+    seq = T.mckey("P seq")
+    expect(poll(lambda: f1.get(seq) or f2.get(seq), timeout=5), "no counter")
+    h = f1 if f1.get(seq) else f2
+    time.sleep(1.5)
+    T.fetch(b, u)
+    expect_eq(T.fetch(b, u).body, b"v1", "B cached")
+    n = int(h.get(seq))
+    h.rule(T.mckey("P %d" % (n + 1)), "enomem", ops=("set",))
+    state["v"] = 2
+    T.fetch(a, u, method="PURGE")
+    ok = poll(lambda: T.fetch(b, u).body == b"v2", timeout=5, interval=0.3)
+    expect(ok, "B serves the purged v1 5 s after the PURGE (the other server was up)")
+
+
+@case("r13 purge records that cannot be read for 3 s (timeouts) are read later, not skipped")
+def _():
+    T.need()
+    f = fakemc.FakeMC()
+    on_exit(f.stop)
+    a, b = T.node([f], workers=1), T.node([f], workers=1)
+    state = {"v": 1}
+    o = new_origin(serve(lambda req, c: response(200, b"v%d" % state["v"],
+                                                   [("Cache-Control", "max-age=3600")])))
+    u = o.url("/k")
+    T.fetch(a, o.url("/warm"), method="PURGE")
+    seq = T.mckey("P seq")
+    expect(poll(lambda: f.get(seq), timeout=5), "no counter")
+    time.sleep(1.5)
+    T.fetch(b, u)
+    expect_eq(T.fetch(b, u).body, b"v1", "B cached")
+    n = int(f.get(seq))
+    f.rule(T.mckey("P %d" % (n + 1)), "late", ops=("get",), delay=0.3)   # > timeout_ms
+    state["v"] = 2
+    T.fetch(a, u, method="PURGE")
+    time.sleep(3.5)
+    f.heal()
+    ok = poll(lambda: T.fetch(b, u).body == b"v2", timeout=5, interval=0.3)
+    expect(ok, "B still serves the purged v1 after the record could be read again")
 
 
 if __name__ == "__main__":
