@@ -341,11 +341,28 @@ encode(void *out, size_t out_size, size_t *out_len,
 	if (blen > 0 && (const uint8_t *)b != p + n)
 		memmove(p + n, b, blen);
 	n += blen;
-	rc = hmac2(p + n, id->secret, id->secret_len, p, n, NULL, 0);
+	if (id->unsealed) {
+		memset(p + n, 0, MC_ITEM_MAC_LEN);	/* mc_item_seal() */
+		rc = MC_ITEM_OK;
+	} else
+		rc = hmac2(p + n, id->secret, id->secret_len, p, n, NULL, 0);
 	if (rc != MC_ITEM_OK)
 		return rc;
 	*out_len = n + MC_ITEM_MAC_LEN;
 	return MC_ITEM_OK;
+}
+
+int
+mc_item_seal(const void *secret, size_t secret_len, void *item, size_t len)
+{
+	uint8_t *p = item;
+
+	if (secret == NULL || secret_len == 0 || item == NULL)
+		return MC_ITEM_E_ARG;
+	if (len < MC_ITEM_HDR_LEN + MC_ITEM_MAC_LEN)
+		return MC_ITEM_E_SHORT;
+	return hmac2(p + len - MC_ITEM_MAC_LEN, secret, secret_len, p,
+	    len - MC_ITEM_MAC_LEN, NULL, 0);
 }
 
 size_t

@@ -61,6 +61,7 @@
 #ifndef SLUICE_MC_ITEM_H
 #define SLUICE_MC_ITEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -112,6 +113,8 @@ struct mc_item_id {
 	size_t key_len;		/* 0 < key_len <= MC_ITEM_KEY_MAX */
 	const void *secret;
 	size_t secret_len;	/* > 0: an empty secret is refused */
+	bool unsealed;		/* encoders: leave the HMAC zero, for
+				   mc_item_seal() in another thread */
 };
 
 /* How an object is stored: whole (nchunks == 0) or split. */
@@ -217,6 +220,14 @@ int mc_item_encode_chunk(void *out, size_t out_size, size_t *out_len,
  */
 int mc_item_decode(struct mc_item_view *v, const struct mc_item_id *id,
     const void *item, size_t len);
+
+/*
+ * Writes the HMAC of an item encoded with id->unsealed (the costly part
+ * of an encode, for another thread): item[0..len) as the encoder made
+ * it.  MC_ITEM_OK, E_ARG or E_SHORT (not an item's length).
+ */
+int mc_item_seal(const void *secret, size_t secret_len, void *item,
+    size_t len);
 
 /*
  * The costly half of mc_item_decode, for another thread: the structure

@@ -124,6 +124,7 @@ struct mc_job {
 	enum mc_op op;
 	enum mc_status status;
 	bool cancelled;			/* set while in flight */
+	bool unsealed;			/* set: the seal failed, never sent */
 	uint32_t ttl;
 	int64_t t_submit;		/* monotonic ms */
 	char *key;
@@ -180,6 +181,8 @@ struct mc_client {
 	uint64_t next_id;		/* event-loop thread only */
 	mc_check_fn check;		/* set before the first job */
 	void *check_arg;
+	mc_seal_fn seal;		/* set before the first job */
+	void *seal_arg;
 	atomic_ullong hits, misses, stores, errors, timeouts;
 };
 
@@ -697,6 +700,8 @@ mc_run_batch(struct mc_thread *t, struct mc_job **jobs, unsigned n)
 
 		if (now - j->t_submit > mc->timeout_ms)
 			j->status = MC_TIMEOUT;	/* stale: the worker moved on */
+		else if (j->unsealed)
+			j->status = MC_ERROR;	/* not an item we may send */
 		else if (si < 0)
 			j->status = MC_ERROR;	/* the hash named no server */
 		else if (mc_server_dead(mc, si, now))
@@ -807,6 +812,12 @@ mc_thread_main(void *arg)
 		n = t->nbusy;
 		pthread_mutex_unlock(&mc->lock);
 
+		for (unsigned k = 0; k < n; k++) {
+			j = t->busy[k];
+			if (mc->seal != NULL && j->op == MC_OP_SET &&
+			    mc->seal(mc->seal_arg, j->val, j->vlen) != 0)
+				j->unsealed = true;
+		}
 		mc_run_batch(t, t->busy, n);
 		for (unsigned k = 0; k < n; k++) {
 			j = t->busy[k];
@@ -1062,6 +1073,15 @@ mc_client_set_check(struct mc_client *mc, mc_check_fn fn, void *arg)
 		return;
 	mc->check = fn;
 	mc->check_arg = arg;
+}
+
+void
+mc_client_set_seal(struct mc_client *mc, mc_seal_fn fn, void *arg)
+{
+	if (mc == NULL)
+		return;
+	mc->seal = fn;
+	mc->seal_arg = arg;
 }
 
 int
@@ -1352,6 +1372,14 @@ mc_client_fd(const struct mc_client *mc)
 
 void
 mc_client_set_check(struct mc_client *mc, mc_check_fn fn, void *arg)
+{
+	(void)mc;
+	(void)fn;
+	(void)arg;
+}
+
+void
+mc_client_set_seal(struct mc_client *mc, mc_seal_fn fn, void *arg)
 {
 	(void)mc;
 	(void)fn;

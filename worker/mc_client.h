@@ -71,6 +71,9 @@ struct mc_client;
 /* Run by a client thread on each value a get returns, before the event
  * loop sees it (mc_done.check): the costly checks stay off the loop. */
 typedef int (*mc_check_fn)(void *arg, const void *value, size_t len);
+/* Run by a client thread on each value before it is set (in place; not
+ * 0: the set fails with MC_ERROR, nothing is sent). */
+typedef int (*mc_seal_fn)(void *arg, void *value, size_t len);
 
 /*
  * servers: "host:port", "host" (port 11211) or "[v6]:port", as in
@@ -83,6 +86,8 @@ struct mc_client *mc_client_new(const char *const *servers, size_t n,
 int mc_client_fd(const struct mc_client *mc);
 /* Set the check run on every value got (before the first job). */
 void mc_client_set_check(struct mc_client *mc, mc_check_fn fn, void *arg);
+/* Set the seal run on every value set (before the first job). */
+void mc_client_set_seal(struct mc_client *mc, mc_seal_fn fn, void *arg);
 
 /*
  * Submit: a job id > 0, or MC_NOJOB.  Never blocks.  The key and, for

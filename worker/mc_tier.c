@@ -29,8 +29,10 @@
  * Stores: spill mode hands the tier every object shm evicts (the
  * cache's spill hook, called inside the allocation that evicted);
  * shared mode stores each object when its fill commits.  Either way
- * the object is copied once from shm into the item buffer, sealed
- * (HMAC) and handed to the client threads, which own it from there.
+ * the object is copied once from shm into the item buffer and handed to
+ * the client threads, which seal it (its HMAC: mc_client_set_seal) and
+ * own it from there; they check the HMAC of every item got, too, so no
+ * HMAC runs on the event loop.
  * Bytes queued for memcached are bounded (STORE_QUEUE_MAX): past that a
  * store is dropped, never waited for.
  *
@@ -300,6 +302,16 @@ check_item(void *arg, const void *value, size_t len)
 	return mc_item_check_mac(t->secret, t->secret_len, value, len);
 }
 
+/* The client threads' seal of every value set: items are encoded
+ * unsealed on the loop (id.unsealed) and their HMAC written here. */
+static int
+seal_item(void *arg, void *value, size_t len)
+{
+	const struct mc_tier *t = arg;
+
+	return mc_item_seal(t->secret, t->secret_len, value, len);
+}
+
 /* Decode a value got, whose HMAC the client thread checked (check). */
 static int
 decode_got(struct mc_item_view *v, const struct mc_item_id *id,
@@ -352,6 +364,7 @@ mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
 		return NULL;
 	}
 	mc_client_set_check(t->mc, check_item, t);
+	mc_client_set_seal(t->mc, seal_item, t);
 	t->nlogs = mc_client_nservers(t->mc);
 	if (t->nlogs > 0 &&
 	    (t->logs = calloc(t->nlogs, sizeof(*t->logs))) == NULL) {
@@ -366,7 +379,7 @@ mc_tier_new(struct worker *w, bool poll_purges, char *err, size_t errlen)
 		cache_set_spill(w->cache, spill, t, t->max_object + 65536);
 	{
 		struct mc_item_id id = { PLOG_SEQ_KEY, sizeof(PLOG_SEQ_KEY) - 1,
-		    t->secret, t->secret_len };
+		    t->secret, t->secret_len, false };
 
 		t->plog_poll = mc_item_mckey(t->plog_seq_mckey, &id) > 0 &&
 		    poll_purges;
@@ -516,6 +529,7 @@ store_object(struct mc_tier *t, struct src *sr, uint32_t key_len,
 	id.key_len = key_len;
 	id.secret = t->secret;
 	id.secret_len = t->secret_len;
+	id.unsealed = true;		/* sealed by the client threads */
 	if (mc_item_mckey(mckey, &id) < 0)
 		goto fail;
 	po = mc_item_payload_off(key_len);
@@ -780,7 +794,8 @@ plog_mckey(const struct mc_tier *t, uint64_t seq, char out[MC_ITEM_MCKEY_SIZE],
     char name[32])
 {
 	int n = snprintf(name, 32, "P %llu", (unsigned long long)seq);
-	struct mc_item_id id = { name, (size_t)n, t->secret, t->secret_len };
+	struct mc_item_id id = { name, (size_t)n, t->secret, t->secret_len,
+	    false };
 
 	return mc_item_mckey(out, &id);
 }
@@ -884,7 +899,7 @@ static void
 plog_write(struct mc_tier *t, struct plog_add *a, uint64_t seq)
 {
 	char name[32], mckey[MC_ITEM_MCKEY_SIZE];
-	struct mc_item_id id = { name, 0, t->secret, t->secret_len };
+	struct mc_item_id id = { name, 0, t->secret, t->secret_len, true };
 	size_t size, len, po;
 	uint8_t *buf;
 	struct plog_add *again;
@@ -918,7 +933,8 @@ plog_write(struct mc_tier *t, struct plog_add *a, uint64_t seq)
 static void
 redelete(struct mc_tier *t, struct plog_add *a)
 {
-	struct mc_item_id id = { a->key, a->klen, t->secret, t->secret_len };
+	struct mc_item_id id = { a->key, a->klen, t->secret, t->secret_len,
+	    false };
 	char mckey[MC_ITEM_MCKEY_SIZE];
 
 	if (mc_item_mckey(mckey, &id) > 0)
@@ -1046,7 +1062,7 @@ plog_record(struct mc_tier *t, unsigned si, struct plog_get *g,
 {
 	struct plog *l = &t->logs[si];
 	char name[32], mckey[MC_ITEM_MCKEY_SIZE];
-	struct mc_item_id id = { name, 0, t->secret, t->secret_len };
+	struct mc_item_id id = { name, 0, t->secret, t->secret_len, false };
 	struct mc_item_view v;
 
 	g->job = 0;
@@ -1056,7 +1072,8 @@ plog_record(struct mc_tier *t, unsigned si, struct plog_get *g,
 		    v.kind == MC_ITEM_OBJECT && v.meta_len == 0 && v.data_len > 8) {
 			const char *key = (const char *)v.data + 8;
 			size_t klen = v.data_len - 8;
-			struct mc_item_id kid = { key, klen, t->secret, t->secret_len };
+			struct mc_item_id kid = { key, klen, t->secret,
+			    t->secret_len, false };
 
 			recent_add(t, key, klen, (int64_t)be_get64(v.data));
 			cache_invalidate(t->w->cache, key, klen);
@@ -1130,7 +1147,7 @@ void
 mc_tier_invalidate(struct conn *c, const char *key, size_t klen, bool farm)
 {
 	struct mc_tier *t = c->w->mc;
-	struct mc_item_id id = { key, klen, NULL, 0 };
+	struct mc_item_id id = { key, klen, NULL, 0, false };
 	char mckey[MC_ITEM_MCKEY_SIZE];
 
 	if (t == NULL)
@@ -1174,7 +1191,8 @@ fetch_free(struct mc_tier *t, struct mc_fetch *mf)
 static struct mc_item_id
 id_of(const struct mc_tier *t, const struct creq *cs)
 {
-	struct mc_item_id id = { cs->key, cs->key_len, t->secret, t->secret_len };
+	struct mc_item_id id = { cs->key, cs->key_len, t->secret,
+	    t->secret_len, false };
 
 	return id;
 }

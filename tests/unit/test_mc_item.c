@@ -30,14 +30,11 @@
 #define META	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
 
 static const struct mc_item_id id_a = {
-	KEY_A, sizeof(KEY_A) - 1, SECRET, sizeof(SECRET) - 1
-};
+	KEY_A, sizeof(KEY_A) - 1, SECRET, sizeof(SECRET) - 1, false };
 static const struct mc_item_id id_b = {
-	KEY_B, sizeof(KEY_B) - 1, SECRET, sizeof(SECRET) - 1
-};
+	KEY_B, sizeof(KEY_B) - 1, SECRET, sizeof(SECRET) - 1, false };
 static const struct mc_item_id id_a_other_secret = {
-	KEY_A, sizeof(KEY_A) - 1, "another", 7
-};
+	KEY_A, sizeof(KEY_A) - 1, "another", 7, false };
 
 static const uint8_t nonce1[MC_ITEM_NONCE_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8,
 	9, 10, 11, 12, 13, 14, 15, 16 };
@@ -633,8 +630,8 @@ test_mckeys(void **state)
 	char c1[MC_ITEM_MCKEY_SIZE], cn[MC_ITEM_MCKEY_SIZE];
 	char cmax[MC_ITEM_MCKEY_SIZE], again[MC_ITEM_MCKEY_SIZE];
 	char *longkey = malloc(MC_ITEM_KEY_MAX);
-	struct mc_item_id idl = { longkey, MC_ITEM_KEY_MAX, SECRET, 9 };
-	struct mc_item_id empty_secret = { KEY_A, 5, "", 0 };
+	struct mc_item_id idl = { longkey, MC_ITEM_KEY_MAX, SECRET, 9, false };
+	struct mc_item_id empty_secret = { KEY_A, 5, "", 0, false };
 
 	(void)state;
 	assert_non_null(longkey);
@@ -813,6 +810,36 @@ test_fuzz_decode(void **state)
 	free(body);
 }
 
+/* An item encoded unsealed and sealed afterwards (the client threads'
+ * part) is the item a sealed encode makes, byte for byte, and decodes;
+ * unsealed it does not. */
+static void
+test_seal_later(void **state)
+{
+	struct mc_item_id un = id_a;
+	uint8_t *body = random_bytes(5000, 7);
+	uint8_t *a, *b;
+	size_t la, lb;
+	struct mc_item_view v;
+
+	(void)state;
+	un.unsealed = true;
+	a = make_object(&id_a, META, sizeof(META) - 1, body, 5000, &la);
+	b = make_object(&un, META, sizeof(META) - 1, body, 5000, &lb);
+	assert_int_equal(la, lb);
+	assert_int_equal(mc_item_decode(&v, &id_a, b, lb), MC_ITEM_E_HMAC);
+	assert_int_equal(mc_item_seal(SECRET, sizeof(SECRET) - 1, b, lb),
+	    MC_ITEM_OK);
+	assert_memory_equal(a, b, la);
+	assert_int_equal(mc_item_decode(&v, &id_a, b, lb), MC_ITEM_OK);
+	assert_int_equal(mc_item_seal(NULL, 0, b, lb), MC_ITEM_E_ARG);
+	assert_int_equal(mc_item_seal(SECRET, sizeof(SECRET) - 1, b, 10),
+	    MC_ITEM_E_SHORT);
+	free(a);
+	free(b);
+	free(body);
+}
+
 int
 main(void)
 {
@@ -836,6 +863,7 @@ main(void)
 		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_args),
 		cmocka_unit_test(test_fuzz_decode),
+		cmocka_unit_test(test_seal_later),
 	};
 
 	return cmocka_run_group_tests_name("mc_item", tests, NULL, NULL);
