@@ -1047,9 +1047,11 @@ cache_serve_purge(struct conn *c)
 		return true;
 	}
 	found = cache_invalidate(c->w->cache, r->cs.key, r->cs.primary_len);
-	mc_tier_invalidate(c, r->cs.key, r->cs.primary_len, true);
 	if (found)
 		cache_serve_stat(c, STAT_cache_invalidated, 1);
+	/* With memcached, answered once its copy is deleted too. */
+	if (mc_tier_purge(c, r->cs.key, r->cs.primary_len, found ? 200 : 404))
+		return true;
 	conn_answer(c, found ? 200 : 404, found ? "Purged." : "Not in the cache.");
 	return true;
 }

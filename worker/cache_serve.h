@@ -19,6 +19,7 @@ struct worker;
 struct mc_fetch;
 struct mc_obj;
 struct mc_tee;
+struct mc_purge;
 
 enum cs_mode {
 	CS_NONE = 0,		/* not a cache request: plain forwarding */
@@ -60,6 +61,7 @@ struct creq {
 	bool mc_hit;			/* the entry came from memcached */
 	struct mc_obj *mobj;		/* served from memory (too large for shm) */
 	struct mc_tee *tee;		/* forwarded body copied for memcached */
+	struct mc_purge *pw;		/* PURGE waiting for memcached's delete */
 };
 
 /* After routing: decide hit, join, miss or pass.  Returns true when the

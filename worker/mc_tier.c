@@ -159,6 +159,15 @@ struct plog_add {
 	char key[];
 };
 
+/* A PURGE waiting for memcached's delete (creq's pw): answered when it
+ * completes, so the purging client's next request, in any worker, can
+ * no longer read the item.  c is NULL once the request ended or was
+ * answered (the delete's completion frees it then). */
+struct mc_purge {
+	struct conn *c;
+	int status;
+};
+
 /* What a set is, so its completion can be counted and its bytes freed
  * from the queue budget. */
 struct mc_set {
@@ -1358,11 +1367,60 @@ to_origin(struct conn *c)
 	conn_start_upstream(c);
 }
 
+static void
+purge_answer(struct conn *c)
+{
+	struct creq *cs = &c->req->cs;
+	int status = cs->pw->status;
+
+	cs->pw->c = NULL;		/* the completion frees it */
+	cs->pw = NULL;
+	conn_answer(c, status, status == 200 ? "Purged." : "Not in the cache.");
+}
+
 void
 mc_tier_timeout(struct conn *c)
 {
 	stat(c->w->mc, STAT_memcached_errors, 1);
+	if (c->req->cs.pw != NULL) {
+		purge_answer(c);	/* waited long enough */
+		return;
+	}
 	to_origin(c);
+}
+
+bool
+mc_tier_purge(struct conn *c, const char *key, size_t klen, int status)
+{
+	struct mc_tier *t = c->w->mc;
+	struct creq *cs = &c->req->cs;
+	struct mc_item_id id = { key, klen, NULL, 0, false };
+	char mckey[MC_ITEM_MCKEY_SIZE];
+	struct mc_purge *pw;
+
+	if (t == NULL || cs->pw != NULL)
+		return false;
+	id.secret = t->secret;
+	id.secret_len = t->secret_len;
+	plog_append(t, key, klen);
+	if (mc_item_mckey(mckey, &id) < 0)
+		return false;
+	if ((pw = calloc(1, sizeof(*pw))) == NULL) {
+		(void)mc_client_delete(t->mc, mckey, strlen(mckey), NULL);
+		return false;		/* deleted all the same, not waited for */
+	}
+	pw->c = c;
+	pw->status = status;
+	if (mc_client_delete(t->mc, mckey, strlen(mckey), pw) == MC_NOJOB) {
+		free(pw);
+		stat(t, STAT_memcached_errors, 1);
+		return false;
+	}
+	cs->pw = pw;
+	c->state = C_MC;
+	conn_set_deadline(c, (uint64_t)c->w->conf->memcached.timeout_ms +
+	    DEADLINE_SLACK);
+	return true;
 }
 
 /* An item failed verification: count it and remove it, so no other
@@ -1439,6 +1497,10 @@ mc_tier_release(struct conn *c)
 	if (cs->mobj != NULL) {
 		obj_put(t, cs->mobj);
 		cs->mobj = NULL;
+	}
+	if (cs->pw != NULL) {
+		cs->pw->c = NULL;	/* the delete's completion frees it */
+		cs->pw = NULL;
 	}
 	if (t != NULL)
 		tee_free(t, c, false);
@@ -1803,9 +1865,20 @@ mc_tier_ready(struct mc_tier *t)
 			else
 				free(s->purge);
 			free(s);
-		} else if (d.op == MC_OP_DELETE && d.status != MC_OK &&
-		    d.status != MC_MISS)
-			stat(t, STAT_memcached_errors, 1);
+		} else if (d.op == MC_OP_DELETE) {
+			struct mc_purge *pw = d.cookie;
+
+			if (d.status != MC_OK && d.status != MC_MISS)
+				stat(t, STAT_memcached_errors, 1);
+			if (pw != NULL && pw->c != NULL) {
+				struct conn *c = pw->c;
+
+				purge_answer(c);
+				if (!c->in_run)
+					conn_kick_now(c);
+			}
+			free(pw);
+		}
 		free(d.value);
 	}
 }

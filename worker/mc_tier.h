@@ -88,6 +88,12 @@ void mc_tier_release(struct conn *c);
 
 /* Shared mode: the complete entry of ref was just stored in shm. */
 void mc_tier_stored(struct conn *c, const struct cache_ref *ref);
+/* PURGE of key (its shm entries already dropped): delete it in memcached
+ * and log the purge for the farm; true when c now waits (C_MC) for the
+ * delete, to be answered `status` when it completed (or after
+ * memcached.timeout_ms).  False: answer now (no tier, or the delete
+ * could not be waited for). */
+bool mc_tier_purge(struct conn *c, const char *key, size_t klen, int status);
 /* The cache key's entry was dropped: delete it in memcached too; farm
  * (PURGE, unsafe method): and tell every node (the purge log). */
 void mc_tier_invalidate(struct conn *c, const char *key, size_t klen,

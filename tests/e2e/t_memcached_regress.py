@@ -482,5 +482,38 @@ def _():
     expect(ok, "B still serves the purged v1 after the record could be read again")
 
 
+@case("r14 a PURGE is answered once memcached deleted the item (no worker can read it after "
+      "the answer), and within timeout_ms when memcached does not answer")
+def _():
+    T.need()
+    f = fakemc.FakeMC()
+    on_exit(f.stop)
+    a = T.node([f], workers=2)
+    o = T.store_origin({"/p": b"purge me"})
+    u = o.url("/p")
+    T.expect_body(T.fetch(a, u), b"purge me", "fill")
+    T.wait_counter(a, "memcached_stores", 1)
+    key = T.mckey(T.cache_key(u))
+    expect(f.get(key) is not None, "the item is not in memcached")
+    f.rule(key, "late", ops=("delete",), delay=0.06)
+    t0 = time.monotonic()
+    r = T.fetch(a, u, method="PURGE")
+    dt = time.monotonic() - t0
+    gone = f.get(key) is None
+    expect_eq(r.status, 200, "PURGE", r)
+    print("# PURGE answered after %.0f ms; item gone at the answer: %r" % (dt * 1000, gone))
+    expect(gone and dt >= 0.05, "answered before the delete (%.0f ms, gone %r)" % (dt * 1000, gone))
+    f.heal()
+    T.expect_body(T.fetch(a, u), b"purge me", "refill")
+    T.wait_counter(a, "memcached_stores", 2)
+    f.rule(key, "stall", ops=("delete",))
+    t0 = time.monotonic()
+    r = T.fetch(a, u, method="PURGE")
+    dt = time.monotonic() - t0
+    f.heal()
+    expect_eq(r.status, 200, "PURGE with a silent memcached", r)
+    expect(dt < 0.5, "PURGE with a silent memcached took %.0f ms" % (dt * 1000))
+
+
 if __name__ == "__main__":
     main()
