@@ -1873,6 +1873,8 @@ mc_tier_ready(struct mc_tier *t)
 			if (pw != NULL && pw->c != NULL) {
 				struct conn *c = pw->c;
 
+				if (d.status == MC_OK)
+					pw->status = 200;	/* memcached had it */
 				purge_answer(c);
 				if (!c->in_run)
 					conn_kick_now(c);
