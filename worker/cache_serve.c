@@ -572,19 +572,18 @@ cache_serve_pass_marker(struct conn *c)
 {
 	struct creq *cs = &c->req->cs;
 	struct cache *cache = c->w->cache;
-	struct cache_ref fill = cs->fill, ref;
+	struct cache_ref ref;
 	int rv;
 
-	if (cache == NULL || cs->key == NULL || fill.idx != 0)
+	if (cache == NULL || cs->key == NULL || cs->fill.idx != 0)
 		return;
 	rv = cache_get(cache, cs->key, cs->primary_len, true, &ref);
 	if (rv == CACHE_FOUND)
 		cache_release(cache, &ref);	/* someone's newer entry: keep it */
-	if (rv != CACHE_CREATED)
-		return;
-	cs->fill = ref;
-	fill_hfp(c, cache_serve_now(c));
-	cs->fill = fill;
+	else if (rv == CACHE_CREATED) {
+		cs->fill = ref;
+		fill_hfp(c, cache_serve_now(c));	/* releases cs->fill */
+	}
 }
 
 /* Make the URL's entry a Vary marker and point cs->fill at the variant. */

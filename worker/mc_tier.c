@@ -1152,24 +1152,31 @@ plog_done(struct mc_tier *t, const struct mc_done *d)
 	return false;
 }
 
-void
-mc_tier_invalidate(struct conn *c, const char *key, size_t klen, bool farm)
+/* Delete key's item in memcached (cookie: for its completion) and, farm,
+ * log the purge for every node.  False when the delete is not queued.
+ * The primary key names an object, a manifest (its chunks become
+ * unreachable) or a Vary marker (so do its variants). */
+static bool
+drop_key(struct mc_tier *t, const char *key, size_t klen, bool farm,
+    void *cookie)
 {
-	struct mc_tier *t = c->w->mc;
-	struct mc_item_id id = { key, klen, NULL, 0, false };
+	struct mc_item_id id = { key, klen, t->secret, t->secret_len, false };
 	char mckey[MC_ITEM_MCKEY_SIZE];
+	bool queued = mc_item_mckey(mckey, &id) > 0 &&
+	    mc_client_delete(t->mc, mckey, strlen(mckey), cookie) != MC_NOJOB;
 
-	if (t == NULL)
-		return;
-	id.secret = t->secret;
-	id.secret_len = t->secret_len;
-	/* The primary key: an object, a manifest (its chunks become
-	 * unreachable) or a Vary marker (so do its variants). */
-	if (mc_item_mckey(mckey, &id) > 0 &&
-	    mc_client_delete(t->mc, mckey, strlen(mckey), NULL) == MC_NOJOB)
+	if (!queued)
 		stat(t, STAT_memcached_errors, 1);
 	if (farm)
 		plog_append(t, key, klen);
+	return queued;
+}
+
+void
+mc_tier_invalidate(struct conn *c, const char *key, size_t klen, bool farm)
+{
+	if (c->w->mc != NULL)
+		(void)drop_key(c->w->mc, key, klen, farm, NULL);
 }
 
 /* ---- lookups ----------------------------------------------------------------- */
@@ -1394,26 +1401,18 @@ mc_tier_purge(struct conn *c, const char *key, size_t klen, int status)
 {
 	struct mc_tier *t = c->w->mc;
 	struct creq *cs = &c->req->cs;
-	struct mc_item_id id = { key, klen, NULL, 0, false };
-	char mckey[MC_ITEM_MCKEY_SIZE];
 	struct mc_purge *pw;
 
 	if (t == NULL || cs->pw != NULL)
 		return false;
-	id.secret = t->secret;
-	id.secret_len = t->secret_len;
-	plog_append(t, key, klen);
-	if (mc_item_mckey(mckey, &id) < 0)
-		return false;
 	if ((pw = calloc(1, sizeof(*pw))) == NULL) {
-		(void)mc_client_delete(t->mc, mckey, strlen(mckey), NULL);
+		(void)drop_key(t, key, klen, true, NULL);
 		return false;		/* deleted all the same, not waited for */
 	}
 	pw->c = c;
 	pw->status = status;
-	if (mc_client_delete(t->mc, mckey, strlen(mckey), pw) == MC_NOJOB) {
+	if (!drop_key(t, key, klen, true, pw)) {
 		free(pw);
-		stat(t, STAT_memcached_errors, 1);
 		return false;
 	}
 	cs->pw = pw;
